@@ -1,0 +1,35 @@
+// apps/cli_common.hpp -- shared pieces of the moerate command line.
+//
+// Each subcommand lives in its own file apps/cmd_NAME.cpp and defines
+//     void add_NAME_command(CLI::App& app);
+// which creates the subcommand (with a worked example in its footer) and sets
+// its callback. main.cpp lists them in one table. Callbacks throw:
+//   UsageError          -> "moerate CMD: error: ..." exit 2
+//   anything else       -> "moerate CMD: error: ..." exit 1
+// Human summaries go to stdout; machine-readable results to files (written
+// atomically: write_file_atomic in moerate/model.hpp).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace moerate::cli {
+
+/// Bad flags or flag combinations: exit code 2.
+class UsageError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Adds the "Example:" footer shown by --help.
+inline void set_example(CLI::App* cmd, const std::string& example) {
+  cmd->footer("Example:\n  " + example);
+}
+
+/// Number of threads: 0 -> OpenMP default. Applies omp_set_num_threads and
+/// makes OpenBLAS single-threaded inside parallel regions.
+void configure_threads(int threads);
+
+}  // namespace moerate::cli

@@ -1,0 +1,53 @@
+// moerate loglik: log-likelihood (or mean squared error) of a model on data.
+#include <iomanip>
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "moerate/data.hpp"
+#include "moerate/model.hpp"
+
+void add_loglik_command(CLI::App& app) {
+  struct Opts {
+    std::string model, data, y;
+    std::vector<std::string> x;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("loglik", "Log-likelihood of a model on a dataset (MSE for the regression model)");
+  cmd->add_option("--model", o->model, "Model file (JSON)")->required();
+  cmd->add_option("--data", o->data, "Data CSV with a header")->required();
+  cmd->add_option("--y", o->y, "Response column (default y)");
+  cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  cmd->add_flag("--json", o->json, "Print one JSON object (log_likelihood, n_obs, ...)");
+  moerate::cli::set_example(cmd, "moerate loglik --model data/experiment-a.json --data sim.csv --json");
+  cmd->callback([o]() {
+    moerate::cli::configure_threads(1);
+    const auto m = moerate::GaussianMoE::load(o->model);
+    moerate::CsvReadOptions ro;
+    if (!o->y.empty()) ro.y_column = o->y;
+    if (!o->x.empty()) ro.x_columns = o->x;
+    const auto D = moerate::read_csv(o->data, ro);
+    if (D.dim() != m.dim())
+      throw std::runtime_error(o->data + ": the data have " + std::to_string(D.dim()) +
+                               " covariates but the model " + o->model + " has dimension " +
+                               std::to_string(m.dim()));
+    moerate::json j;
+    j["n_obs"] = D.n_obs();
+    const double mse = arma::mean(arma::square(D.y - m.regression_function(D.X)));
+    j["mse"] = mse;
+    if (m.kind() == moerate::ModelKind::gaussian) {
+      const double ll = m.log_likelihood(D.X, D.y);
+      j["log_likelihood"] = ll;
+      j["mean_log_likelihood"] = ll / D.n_obs();
+    }
+    if (o->json) {
+      std::cout << j.dump() << "\n";
+      return;
+    }
+    std::cout << std::setprecision(10);
+    if (m.kind() == moerate::ModelKind::gaussian)
+      std::cout << "log-likelihood " << j["log_likelihood"].get<double>() << " (mean "
+                << j["mean_log_likelihood"].get<double>() << ") over n = " << D.n_obs() << "\n";
+    std::cout << "mean squared error of the regression function " << mse << "\n";
+  });
+}

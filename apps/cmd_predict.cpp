@@ -1,0 +1,100 @@
+// moerate predict: predictive mean, variance, quantiles, gate weights and
+// posterior expert probabilities for each row of a dataset.
+#include <boost/math/tools/roots.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "cli_common.hpp"
+#include "moerate/data.hpp"
+#include "moerate/error.hpp"
+#include "moerate/model.hpp"
+#include "moerate/numerics.hpp"
+
+namespace {
+
+/// Quantile p of the Gaussian mixture sum_j w_j N(m_j, v_j) (TOMS 748 on the CDF).
+double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec& v, double p) {
+  const arma::vec sd = arma::sqrt(v);
+  auto cdf = [&](double q) {
+    double s = 0;
+    for (std::size_t j = 0; j < w.n_elem; ++j) s += w[j] * moerate::std_normal_cdf((q - m[j]) / sd[j]);
+    return s - p;
+  };
+  double lo = arma::min(m - 40 * sd), hi = arma::max(m + 40 * sd);
+  std::uintmax_t iters = 200;
+  auto tol = boost::math::tools::eps_tolerance<double>(50);
+  const auto r = boost::math::tools::toms748_solve(cdf, lo, hi, tol, iters);
+  return 0.5 * (r.first + r.second);
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app) {
+  struct Opts {
+    std::string model, data, out, y;
+    std::vector<std::string> x;
+    std::vector<double> quantiles{0.05, 0.5, 0.95};
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("predict", "Predictive mean, variance, quantiles, gate weights and posteriors");
+  cmd->add_option("--model", o->model, "Model file (JSON), e.g. written by 'moerate fit'")->required();
+  cmd->add_option("--data", o->data, "Data CSV (the response column is optional)")->required();
+  cmd->add_option("--quantiles", o->quantiles, "Predictive quantiles")->delimiter(',')->capture_default_str();
+  cmd->add_option("--y", o->y, "Response column (default y, if present)");
+  cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  cmd->add_option("--out", o->out, "Output CSV")->required();
+  moerate::cli::set_example(cmd, "moerate predict --model tone-fit.json --data data/tone.csv --out tone-pred.csv");
+  cmd->callback([o]() {
+    moerate::cli::configure_threads(1);
+    for (double q : o->quantiles)
+      if (!(q > 0 && q < 1)) throw moerate::cli::UsageError("--quantiles: each must lie in (0, 1); got " + moerate::to_text(q));
+    const auto m = moerate::GaussianMoE::load(o->model);
+    moerate::CsvReadOptions ro;
+    ro.require_y = false;
+    if (!o->y.empty()) ro.y_column = o->y;
+    if (!o->x.empty()) ro.x_columns = o->x;
+    else {
+      // Without --x, covariates are all columns except the response; if the
+      // file has no y column every column is a covariate.
+    }
+    const auto D = moerate::read_csv(o->data, ro);
+    if (D.dim() != m.dim())
+      throw std::runtime_error(o->data + ": the data have " + std::to_string(D.dim()) + " covariates but the model " +
+                               o->model + " has dimension " + std::to_string(m.dim()));
+    const std::size_t k = m.n_experts(), n = D.n_obs();
+    const arma::mat P = arma::exp(m.log_weights(D.X));
+    const arma::mat H = m.expert_means(D.X);
+    const arma::rowvec mean = m.regression_function(D.X);
+    const arma::rowvec var = m.predictive_variance(D.X);
+    arma::mat post;
+    if (D.has_y() && m.kind() == moerate::ModelKind::gaussian) post = m.responsibilities(D.X, D.y);
+    std::ostringstream out;
+    for (const auto& nm : D.x_names) out << moerate::csv_field(nm) << ',';
+    if (D.has_y()) out << moerate::csv_field(D.y_name) << ',';
+    out << "mean,variance";
+    for (double q : o->quantiles) out << ",q" << moerate::format_double(q);
+    for (std::size_t j = 0; j < k; ++j) out << ",gate" << j + 1;
+    if (!post.is_empty())
+      for (std::size_t j = 0; j < k; ++j) out << ",posterior" << j + 1;
+    out << '\n';
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t u = 0; u < D.dim(); ++u) out << moerate::format_double(D.X(u, i)) << ',';
+      if (D.has_y()) out << moerate::format_double(D.y[i]) << ',';
+      out << moerate::format_double(mean[i]) << ',' << moerate::format_double(var[i]);
+      for (double q : o->quantiles) {
+        double v;
+        if (m.kind() == moerate::ModelKind::gaussian)
+          v = mixture_quantile(P.col(i), H.col(i), m.nu(), q);
+        else
+          v = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{std::max(var[i], 1e-300)}, q);
+        out << ',' << moerate::format_double(v);
+      }
+      for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(P(j, i));
+      if (!post.is_empty())
+        for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(post(j, i));
+      out << '\n';
+    }
+    moerate::write_file_atomic(o->out, out.str());
+    std::cout << "predicted " << n << " rows with " << o->model << " -> " << o->out << "\n";
+  });
+}

@@ -1,0 +1,56 @@
+// apps/main.cpp -- the moerate program: `moerate <command> [options]`.
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "moerate/error.hpp"
+
+// One line per subcommand (each defined in apps/cmd_NAME.cpp).
+void add_simulate_command(CLI::App&);
+void add_loglik_command(CLI::App&);
+void add_fit_command(CLI::App&);
+void add_predict_command(CLI::App&);
+void add_bench_command(CLI::App&);
+void add_list_command(CLI::App&);
+
+int main(int argc, char** argv) {
+  CLI::App app{"moerate: estimate mixtures of experts and measure how fast the estimates converge"};
+  app.name("moerate");
+  app.set_version_flag("--version", std::string("moerate ") + MOERATE_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Run 'moerate COMMAND --help' for a command's options and a worked example.\n"
+      "Example:\n  moerate simulate --model data/experiment-a.json --n 1000 --seed 1 --out sim.csv");
+
+  add_simulate_command(app);
+  add_loglik_command(app);
+  add_fit_command(app);
+  add_predict_command(app);
+  add_bench_command(app);
+  add_list_command(app);
+
+  std::string cmd_name = "moerate";
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::cerr << cmd_name << ": error: " << e.what() << "\n";
+    if (app.get_subcommands().empty())
+      std::cerr << "Run 'moerate --help' for the list of commands.\n";
+    return 2;
+  } catch (const moerate::cli::UsageError& e) {
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::cerr << cmd_name << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::cerr << cmd_name << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,114 @@
+#include "moerate/linear_expert.hpp"
+
+#include "moerate/error.hpp"
+
+namespace moerate {
+
+arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
+  arma::rowvec h = eta.head(d_).t() * X;
+  h += eta[d_];
+  return h;
+}
+
+arma::mat LinearExpert::jacobian(const arma::mat& X, const arma::vec&) const {
+  arma::mat J(d_ + 1, X.n_cols);
+  J.rows(0, d_ - 1) = X;
+  J.row(d_).ones();
+  return J;
+}
+
+arma::mat LinearExpert::hessian(const arma::mat& X, const arma::vec&) const {
+  return arma::zeros((d_ + 1) * (d_ + 1), X.n_cols);
+}
+
+arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
+  const std::size_t d = X.n_rows, n = X.n_cols;
+  const arma::rowvec sw = arma::sqrt(w);
+  arma::mat Z(n, d + 1);
+  Z.cols(0, d - 1) = (X.each_row() % sw).t();
+  Z.col(d) = sw.t();
+  const arma::vec ys = (y % sw).t();
+  arma::vec beta;
+  if (!arma::solve(beta, Z, ys, arma::solve_opts::no_approx)) beta.reset();
+  return beta;
+}
+
+ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y,
+                                       const arma::rowvec& w, arma::vec& eta,
+                                       const ExpertMStepOptions&) const {
+  ExpertMStepResult res;
+  auto sse = [&](const arma::vec& e) {
+    const arma::rowvec r = y - mean(X, e);
+    return arma::accu(w % r % r);
+  };
+  res.sse_before = res.sse_after = sse(eta);
+  if (arma::accu(w) <= 0) return res;
+  const arma::vec cand = weighted_least_squares(X, y, w);
+  if (cand.n_elem == eta.n_elem && cand.is_finite()) {
+    const double s = sse(cand);
+    if (s <= res.sse_before) {
+      eta = cand;
+      res.sse_after = s;
+      res.accepted_steps = 1;
+    }
+  }
+  return res;
+}
+
+double json_number(const json& obj, const std::string& key, const std::string& where) {
+  if (!obj.is_object()) throw InvalidArgument(where + ": expected an object; got " + obj.dump());
+  if (!obj.contains(key)) throw InvalidArgument(where + ": missing \"" + key + "\"");
+  const json& v = obj[key];
+  if (!v.is_number()) throw InvalidArgument(where + "." + key + ": expected a number; got " + v.dump());
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) throw InvalidArgument(where + "." + key + ": must be finite; got " + v.dump());
+  return x;
+}
+
+arma::vec json_vector(const json& obj, const std::string& key, std::size_t size,
+                      const std::string& where) {
+  if (!obj.is_object()) throw InvalidArgument(where + ": expected an object; got " + obj.dump());
+  if (!obj.contains(key)) throw InvalidArgument(where + ": missing \"" + key + "\"");
+  const json& v = obj[key];
+  if (!v.is_array() || v.size() != size)
+    throw InvalidArgument(where + "." + key + ": expected an array of " + std::to_string(size) +
+                          " numbers (the data dimension); got " + v.dump());
+  arma::vec out(size);
+  for (std::size_t u = 0; u < size; ++u) {
+    if (!v[u].is_number())
+      throw InvalidArgument(where + "." + key + "[" + std::to_string(u) + "]: expected a number; got " +
+                            v[u].dump());
+    out[u] = v[u].get<double>();
+    if (!std::isfinite(out[u]))
+      throw InvalidArgument(where + "." + key + "[" + std::to_string(u) + "]: must be finite");
+  }
+  return out;
+}
+
+json LinearExpert::to_json(const arma::vec& eta) const {
+  return json{{"a", arma::conv_to<std::vector<double>>::from(eta.head(d_))}, {"b", eta[d_]}};
+}
+
+arma::vec LinearExpert::from_json(const json& j, const std::string& where) const {
+  arma::vec eta(d_ + 1);
+  eta.head(d_) = json_vector(j, "a", d_, where);
+  eta[d_] = json_number(j, "b", where);
+  return eta;
+}
+
+arma::vec LinearExpert::initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                                Rng&) const {
+  arma::vec eta = weighted_least_squares(X, y, w);
+  if (eta.n_elem != d_ + 1 || !eta.is_finite()) {
+    eta.zeros(d_ + 1);
+    eta[d_] = arma::accu(w % y) / std::max(arma::accu(w), 1e-300);
+  }
+  return eta;
+}
+
+MOERATE_REGISTER_EXPERT("linear", "linear experts a^T x + b (weighted least squares M-step)",
+                        [](const json&, std::size_t d) -> std::shared_ptr<ExpertFamily> {
+                          return std::make_shared<LinearExpert>(d);
+                        });
+
+}  // namespace moerate

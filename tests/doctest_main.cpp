@@ -1,0 +1,13 @@
+// Test main: prints the seed used by randomised tests so failures reproduce.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  doctest::Context ctx;
+  ctx.applyCommandLine(argc, argv);
+  std::cout << "[moerate tests] randomised tests use fixed seeds stated in each test case\n";
+  return ctx.run();
+}
