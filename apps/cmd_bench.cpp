@@ -11,7 +11,7 @@ void add_bench_command(CLI::App& app) {
   struct Opts {
     std::size_t n = 100000, d = 1, k = 2;
     std::string expert = "linear", gating = "softmax";
-    int iters = 20;
+    int iters = 20, gate_steps = 20;
     std::uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -23,6 +23,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--gating", o->gating, "Gating family")->capture_default_str();
   cmd->add_option("--iters", o->iters, "EM iterations to time")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--gate-steps", o->gate_steps, "Newton steps per gating M-step")->capture_default_str();
   moerate::cli::set_example(cmd, "moerate bench --n 1000000 --d 8 --k 4 --expert linear --iters 10");
   cmd->callback([o]() {
     moerate::cli::configure_threads(1);
@@ -46,6 +47,7 @@ void add_bench_command(CLI::App& app) {
     moerate::EMOptions eo;
     eo.max_iter = o->iters;
     eo.tol = 0;
+    eo.gate.max_steps = o->gate_steps;
     const auto t0 = clock::now();
     const auto r = moerate::run_em(m, X, y, eo);
     const double s = std::chrono::duration<double>(clock::now() - t0).count();

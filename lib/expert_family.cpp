@@ -1,5 +1,7 @@
 #include "moerate/expert_family.hpp"
 
+#include <algorithm>
+
 #include "moerate/error.hpp"
 #include "moerate/numerics.hpp"
 
@@ -143,6 +145,30 @@ std::shared_ptr<ExpertFamily> make_expert_family(const json& spec, std::size_t d
   }
   if (d < 1) fail("expert_family", "dimension", "must be >= 1", d);
   return it->second.make(spec, d);
+}
+
+std::size_t spec_integer(const json& spec, const std::string& key, std::size_t fallback,
+                         std::size_t min_value, const std::string& family) {
+  if (!spec.is_object() || !spec.contains(key)) return fallback;
+  const json& v = spec[key];
+  const std::string msg = family + ": option " + key + " must be an integer >= " + std::to_string(min_value) + "; got ";
+  if (!v.is_number()) throw InvalidArgument(msg + v.dump());
+  const double x = v.get<double>();
+  if (!std::isfinite(x) || x != std::floor(x) || x < static_cast<double>(min_value) || x > 1e6)
+    throw InvalidArgument(msg + v.dump());
+  return static_cast<std::size_t>(x);
+}
+
+void check_spec_keys(const json& spec, const std::vector<std::string>& allowed, const std::string& family) {
+  if (!spec.is_object()) return;
+  for (const auto& [key, val] : spec.items()) {
+    if (key == "family") continue;
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string known;
+    for (const auto& a : allowed)
+      if (a != "_") known += (known.empty() ? "" : ", ") + a;
+    throw InvalidArgument(family + ": unknown option '" + (key == "_" ? val.dump() : key) + "'; known options: " + known);
+  }
 }
 
 }  // namespace moerate

@@ -9,6 +9,7 @@
 #endif
 
 #include "moerate/error.hpp"
+#include "moerate/lse.hpp"
 #include "moerate/numerics.hpp"
 
 namespace moerate {
@@ -162,7 +163,7 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
       else if (val.is_array())
         for (auto& x : val) x = x.get<double>() + rng.normal(0, se);
     }
-    e["variance"] = std::abs(e["variance"].get<double>() + rng.normal(0, se)) + 1e-8;
+    if (e.contains("variance")) e["variance"] = std::abs(e["variance"].get<double>() + rng.normal(0, se)) + 1e-8;
     out["experts"].push_back(e);
   }
   return GaussianMoE::from_json(out, "near-truth start");
@@ -170,8 +171,10 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
 
 }  // namespace
 
-GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                          const GaussianMoE* truth) {
+namespace {
+
+GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                        const GaussianMoE* truth) {
   const std::size_t k = opt.n_experts, n = X.n_cols;
   if (n < k) throw InvalidArgument("fit: " + std::to_string(k) + " experts need at least as many observations; got n = " + std::to_string(n));
   switch (opt.init.kind) {
@@ -197,6 +200,17 @@ GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOp
     }
   }
   throw InvalidArgument("fit: unknown initialisation");
+}
+
+}  // namespace
+
+GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                          const GaussianMoE* truth) {
+  GaussianMoE m = start_model(X, y, opt, rng, truth);
+  // Least squares works on the regression model (models.md 5.3): same gating
+  // and eta, noise_variance = RSS/n.
+  if (opt.estimator == "lse") return as_regression_model(m, X, y);
+  return m;
 }
 
 std::map<std::string, EstimatorInfo>& estimator_registry() {

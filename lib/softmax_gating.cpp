@@ -81,51 +81,87 @@ std::vector<std::string> SoftmaxGating::param_names() const {
   return names;
 }
 
+namespace {
+
+/// Q = sum_ij R_ij L_ij - ridge/2 |theta|^2 (0 * -inf counts as 0).
+double q_from_log_weights(const arma::mat& R, const arma::mat& L, const arma::vec& theta, double ridge) {
+  double q = 0;
+  const double* r = R.memptr();
+  const double* l = L.memptr();
+  for (std::size_t i = 0; i < L.n_elem; ++i)
+    if (r[i] != 0) q += r[i] * l[i];
+  if (ridge > 0) q -= 0.5 * ridge * arma::dot(theta, theta);
+  return q;
+}
+
+}  // namespace
+
 GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
                                       const GateMStepOptions& opt) {
+  // Newton/IRLS. Each step reuses the log weights of the accepted point, so a
+  // step costs one evaluation of the gate per trial point plus the Hessian.
   GateMStepResult res;
-  res.q_before = q_value(X, R, opt.ridge);
-  res.q_after = res.q_before;
+  arma::mat L = log_weights(X);
+  double q = q_from_log_weights(R, L, params(), opt.ridge);
+  res.q_before = res.q_after = q;
   if (k_ == 1) return res;
-  double q = res.q_before;
+  const std::size_t n = X.n_cols, qd = d_ + 1;
+  const arma::rowvec s = arma::sum(R, 0);
+  arma::mat V(qd, n);
+  V.row(0).ones();
+  V.rows(1, d_) = X;
   for (int step = 0; step < opt.max_steps; ++step) {
     const arma::vec theta = params();
-    arma::vec g = log_weights_vjp(X, R);
-    arma::mat Hn = -q_hessian(X, R);  // positive semi-definite
+    const arma::mat P = arma::exp(L);
+    // Gradient: sum_i (R_ij - s_i pi_ij) v_i for the free experts j < k.
+    const arma::mat D = R.rows(0, k_ - 2) - P.rows(0, k_ - 2).eval().each_row() % s;
+    const arma::mat G = D * V.t();  // (k-1) x (d+1)
+    arma::vec g = arma::vectorise(G.t());
+    // Negative Hessian blocks sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T.
+    arma::mat Hn(n_params(), n_params());
+    for (std::size_t j = 0; j + 1 < k_; ++j) {
+      for (std::size_t l = j; l + 1 < k_; ++l) {
+        const arma::rowvec w = s % P.row(j) % ((j == l ? 1.0 : 0.0) - P.row(l));
+        const arma::mat B = (V.each_row() % w) * V.t();
+        Hn.submat(j * qd, l * qd, j * qd + qd - 1, l * qd + qd - 1) = B;
+        if (l != j) Hn.submat(l * qd, j * qd, l * qd + qd - 1, j * qd + qd - 1) = B.t();
+      }
+    }
     if (opt.ridge > 0) {
       g -= opt.ridge * theta;
       Hn.diag() += opt.ridge;
     }
-    // Newton direction: Hn delta = g by Cholesky, with jitter if Hn is singular
-    // (separable or empty components).
-    arma::mat L;
+    // Newton direction by Cholesky, with jitter if the Hessian is singular
+    // (separable data or an empty component); gradient direction as a last resort.
+    arma::mat C;
     double jitter = 0;
     const double scale = std::max(1e-300, arma::mean(Hn.diag()));
-    while (!arma::chol(L, Hn + jitter * arma::eye(arma::size(Hn)), "lower")) {
+    bool factored = false;
+    while (!(factored = arma::chol(C, Hn + jitter * arma::eye(arma::size(Hn)), "lower"))) {
       jitter = (jitter == 0) ? 1e-10 * scale : jitter * 10;
       if (jitter > 1e6 * scale) break;
     }
-    arma::vec delta;
-    if (jitter > 1e6 * scale) {
-      delta = g;  // fall back to gradient direction
-    } else {
-      arma::vec z = arma::solve(arma::trimatl(L), g);
-      delta = arma::solve(arma::trimatu(L.t()), z);
-    }
-    double t = 1.0;
+    arma::vec delta = g;
+    if (factored) delta = arma::solve(arma::trimatu(C.t()), arma::solve(arma::trimatl(C), g));
+    // Newton decrement: the predicted increase g^T delta / 2. Below tol (relative
+    // to |Q|) the optimum is reached; trying the step would only meet round-off.
+    if (factored && 0.5 * arma::dot(g, delta) <= opt.tol * std::max(1.0, std::abs(q))) break;
+    // Step halving until Q does not decrease.
     bool accepted = false;
+    double t = 1.0;
     for (int h = 0; h < opt.max_halvings; ++h, t *= 0.5) {
       const arma::vec cand = theta + t * delta;
       if (!cand.is_finite()) continue;
       set_params(cand);
-      const double qc = q_value(X, R, opt.ridge);
+      arma::mat Lc = log_weights(X);
+      const double qc = q_from_log_weights(R, Lc, cand, opt.ridge);
       if (std::isfinite(qc) && qc >= q) {
-        accepted = qc > q || t == 1.0;
         const double rel = (qc - q) / std::max(1.0, std::abs(q));
         q = qc;
+        L = std::move(Lc);
         res.steps++;
-        if (rel < opt.tol) step = opt.max_steps;  // converged
         accepted = true;
+        if (rel < opt.tol) step = opt.max_steps;  // converged
         break;
       }
     }

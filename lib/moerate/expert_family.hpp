@@ -114,6 +114,16 @@ std::map<std::string, ExpertInfo>& expert_registry();
 bool register_expert(const std::string& name, const std::string& description, ExpertFactory f);
 std::shared_ptr<ExpertFamily> make_expert_family(const json& spec, std::size_t d);
 
+/// Option helpers for family factories (spec = the "expert_family" object or the
+/// parsed CLI form, e.g. {"family":"ffn","_":"tanh","units":3}).
+/// An integer option >= min_value (fallback when absent); throws InvalidArgument
+/// "<family>: option <key> must be an integer >= <min>; got <value>".
+std::size_t spec_integer(const json& spec, const std::string& key, std::size_t fallback,
+                         std::size_t min_value, const std::string& family);
+/// Throws InvalidArgument naming the first key of spec (other than "family")
+/// that is not in `allowed` (catches typos such as "ffn:tanh,unit=3").
+void check_spec_keys(const json& spec, const std::vector<std::string>& allowed, const std::string& family);
+
 #define MOERATE_REGISTER_EXPERT(NAME, DESCRIPTION, FACTORY) \
   static const bool MOERATE_CONCAT(moerate_expert_reg_, __LINE__) = \
       ::moerate::register_expert(NAME, DESCRIPTION, FACTORY)

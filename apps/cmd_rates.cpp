@@ -1,0 +1,200 @@
+// moerate rates: convergence-rate exponents with bootstrap intervals from a
+// results table (models.md section 8; moerate/rates.hpp).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "cli_common.hpp"
+#include "moerate/data.hpp"
+#include "moerate/error.hpp"
+#include "moerate/model.hpp"
+#include "moerate/plot.hpp"
+#include "moerate/rates.hpp"
+
+namespace {
+
+std::string fmt(double v, int digits = 3) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string pad(const std::string& s, std::size_t w) {
+  return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
+}
+
+// Every row of the setting lacks a value for this metric (e.g. a cell that
+// only exists in over-fitted settings).
+bool all_missing(const moerate::LossTable& t) {
+  for (std::size_t i = 0; i < t.size(); ++i)
+    if (!std::isnan(t.loss[i]) && (t.status.empty() || t.status[i] != moerate::RowStatus::failed))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+void add_rates_command(CLI::App& app) {
+  struct Opts {
+    std::string results, json_out;
+    std::vector<std::string> metrics, settings, theory;
+    int bootstrap = 2000;
+    double level = 0.95;
+    std::uint64_t seed = 1;
+    bool exclude_capped = false, windows = false;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "rates", "Fit convergence rates L ~ C n^(-e) per metric, with bootstrap intervals");
+  cmd->add_option("--results", o->results, "Results CSV (from moerate sweep)")->required();
+  cmd->add_option("--json", o->json_out, "Write the full results (JSON) here");
+  cmd->add_option("--metric", o->metrics, "Metric column(s), e.g. m.loss or loss (default: every m.* column)");
+  cmd->add_option("--setting", o->settings, "Setting(s) to analyse (default: every setting)");
+  cmd->add_option("--theory", o->theory,
+                  "Theoretical exponent(s): METRIC=E, or E per --metric in order, or one E for all "
+                  "(fractions like 1/8 allowed)");
+  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples (replicates resampled within each n)")
+      ->capture_default_str();
+  cmd->add_option("--level", o->level, "Confidence level of the percentile intervals")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Bootstrap seed (echoed in the output)")->capture_default_str();
+  cmd->add_flag("--exclude-capped", o->exclude_capped,
+                "Exclude rows whose fit hit the iteration cap (default: include and count them)");
+  cmd->add_flag("--windows", o->windows, "Also print the window-sensitivity table of each fit");
+  cmd->add_option("--threads", o->threads, "Threads for the bootstrap (0 = all; results do not depend on it)")
+      ->capture_default_str();
+  moerate::cli::set_example(
+      cmd, "moerate rates --results sweep.csv --metric loss beta1 --theory 1/2 1/8 --json rates.json");
+
+  cmd->callback([o]() {
+    using namespace moerate;
+    using cli::UsageError;
+    if (o->bootstrap < 0) throw UsageError("--bootstrap must be >= 0; got " + std::to_string(o->bootstrap));
+    if (!(o->level > 0 && o->level < 1)) throw UsageError("--level must be in (0, 1); got " + to_text(o->level));
+    if (o->threads < 0) throw UsageError("--threads must be >= 0");
+    cli::configure_threads(o->threads);
+
+    const CsvTable table = read_csv_table(o->results);
+    std::vector<std::string> metrics;
+    std::map<std::string, double> theory;
+    try {
+      metrics = resolve_metrics(table, o->metrics);
+      theory = parse_theory(o->theory, metrics);
+    } catch (const InvalidArgument& e) {
+      throw UsageError(e.what());
+    }
+    if (metrics.empty()) throw InputError(o->results, 1, 0, "no metric columns (names starting with 'm.')");
+    std::vector<std::string> settings = settings_of(table);
+    if (!o->settings.empty()) {
+      for (const auto& s : o->settings)
+        if (std::find(settings.begin(), settings.end(), s) == settings.end()) {
+          std::string list;
+          for (const auto& a : settings) list += (list.empty() ? "'" : ", '") + a + "'";
+          throw UsageError("--setting '" + s + "' is not in " + o->results + " (settings: " + list + ")");
+        }
+      settings = o->settings;
+    }
+
+    RateFitOptions fo;
+    fo.bootstrap = o->bootstrap;
+    fo.level = o->level;
+    fo.seed = o->seed;
+    fo.exclude_capped = o->exclude_capped;
+    fo.validate();
+
+    const std::string level_pct = fmt(100 * o->level, 0) + "%";
+    const std::string policy =
+        std::string("rows with stop_reason failed/non_finite and rows whose loss is empty, nan, <= 0 or "
+                    "infinite are excluded and counted; rows with stop_reason max_iter (capped) are ") +
+        (o->exclude_capped ? "excluded (--exclude-capped) and counted" : "included and counted");
+    std::cout << "moerate rates: " << o->results << " (seed " << o->seed << ", bootstrap " << o->bootstrap
+              << ", " << level_pct << " percentile intervals, replicates resampled within n)\n"
+              << "fit: log L = c - e log n, least squares on per-replicate losses\n"
+              << "rows: " << policy << "\n"
+              << "model choice (best): power n^-e | log_power (log n/n)^e | slow (log n)^-e, by "
+                 "BIC on per-replicate log losses (smallest wins)\n";
+
+    json out;
+    out["command"] = "rates";
+    out["version"] = MOERATE_VERSION;
+    out["results"] = o->results;
+    out["seed"] = o->seed;
+    out["bootstrap"] = o->bootstrap;
+    out["level"] = o->level;
+    out["exclude_capped"] = o->exclude_capped;
+    out["row_policy"] = policy;
+    out["fits"] = json::array();
+
+    for (const auto& setting : settings) {
+      std::cout << "\nsetting " << (setting.empty() ? std::string("(none)") : "\"" + setting + "\"") << "\n";
+      std::ostringstream head;
+      head << "  " << pad("metric", 16) << pad("e", 8) << pad(level_pct + " CI", 18) << pad("theory", 12)
+           << pad("e(median)", 10) << pad("e over windows", 17) << pad("best", 10) << pad("n_used", 7)
+           << pad("capped", 7) << pad("failed", 7) << "missing";
+      std::cout << head.str() << "\n";
+      std::vector<std::string> not_applicable;
+      for (const auto& metric : metrics) {
+        const LossTable lt = loss_table_from_results(table, metric, setting, o->results);
+        if (lt.size() == 0 || all_missing(lt)) {
+          not_applicable.push_back(metric);
+          continue;
+        }
+        const RateFit f = fit_rate(lt, fo);
+        json entry = f.to_json();
+        entry["setting"] = setting;
+        entry["metric"] = metric;
+        std::string theory_text = "-";
+        if (auto it = theory.find(metric); it != theory.end()) {
+          const double e = it->second;
+          const bool inside = f.fitted && f.ci_low <= e && e <= f.ci_high;
+          entry["theory"] = e;
+          entry["theory_in_ci"] = inside;
+          theory_text = exponent_label(e) + (f.fitted ? (inside ? " in" : " OUT") : "");
+        } else {
+          entry["theory"] = nullptr;
+        }
+        std::ostringstream row;
+        row << "  " << pad(metric, 16);
+        if (f.fitted) {
+          double wlo = f.exponent, whi = f.exponent;
+          for (const auto& w : f.window) {
+            wlo = std::min(wlo, w.exponent);
+            whi = std::max(whi, w.exponent);
+          }
+          row << pad(fmt(f.exponent), 8) << pad("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]", 18)
+              << pad(theory_text, 12) << pad(fmt(f.exponent_median), 10)
+              << pad(fmt(wlo) + ".." + fmt(whi), 17) << pad(f.preferred_model, 10);
+        } else {
+          row << pad("not fitted: " + f.note, 75);
+        }
+        row << pad(std::to_string(f.n_used), 7) << pad(std::to_string(f.n_capped), 7)
+            << pad(std::to_string(f.n_failed), 7) << f.n_missing + f.n_nonpositive;
+        std::cout << row.str() << "\n";
+        for (const auto& w : f.warnings) std::cout << "    warning (" << metric << "): " << w << "\n";
+        if (o->windows && f.fitted) {
+          std::cout << "    window: " << pad("from q", 8) << pad("n_min", 9) << pad("n_max", 9)
+                    << pad("sizes", 7) << pad("rows", 7) << pad("e", 8) << level_pct << " CI\n";
+          for (const auto& w : f.window)
+            std::cout << "            " << pad(fmt(w.start_quantile, 2), 8) << pad(to_text(w.n_min), 9)
+                      << pad(to_text(w.n_max), 9) << pad(std::to_string(w.n_sizes), 7)
+                      << pad(std::to_string(w.n_rows), 7) << pad(fmt(w.exponent), 8) << "["
+                      << fmt(w.ci_low) << ", " << fmt(w.ci_high) << "]\n";
+        }
+        out["fits"].push_back(std::move(entry));
+      }
+      if (!not_applicable.empty()) {
+        std::cout << "  no values in this setting (not applicable):";
+        for (const auto& m : not_applicable) std::cout << " " << m;
+        std::cout << "\n";
+      }
+    }
+    std::cout << "\n(missing = empty/nan or non-positive losses; 'in'/'OUT': theory inside/outside the CI;"
+                 " e over windows: range of e as the smallest sizes are dropped, --windows for the table)\n";
+    if (!o->json_out.empty()) {
+      write_file_atomic(o->json_out, out.dump(2) + "\n");
+      std::cout << "wrote " << o->json_out << "\n";
+    }
+  });
+}

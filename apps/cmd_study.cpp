@@ -1,0 +1,201 @@
+// moerate study: built-in convergence-rate studies (experiments A and B of
+// the spec): sweep, rate table with intervals beside the theory, figures.
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli_common.hpp"
+#include "moerate/error.hpp"
+#include "moerate/plot.hpp"
+#include "moerate/rates.hpp"
+#include "moerate/sweep.hpp"
+#include "moerate/theory.hpp"
+
+namespace {
+
+using moerate::json;
+
+// Experiment A (spec experiments.md): softmax gate, linear experts, variances.
+const json kTruthLinear = json::parse(R"({
+  "gating": {"family": "softmax"}, "expert_family": {"family": "linear"},
+  "experts": [
+    {"gate": {"beta0": -8, "beta1": [25]}, "expert": {"a": [-20], "b": 15}, "variance": 0.09},
+    {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [20], "b": -5}, "variance": 0.16} ] })");
+// Experiment B: the same gate and variances, one-hidden-unit tanh experts
+// 3 tanh(4x - 1) and 2 tanh(3x - 2), which differ clearly on [0, 1].
+const json kTruthTanh = json::parse(R"({
+  "gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "tanh"},
+  "experts": [
+    {"gate": {"beta0": -8, "beta1": [25]}, "expert": {"a": [4], "b": -1, "c": 3}, "variance": 0.09},
+    {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [3], "b": -2, "c": 2}, "variance": 0.16} ] })");
+
+struct Scale {
+  json n;
+  int reps;
+  int max_iter;
+};
+
+Scale scale_of(const std::string& scale, bool over) {
+  if (scale == "paper") return {json{{"min", 100}, {"max", 100000}, {"count", 200}}, 40, 2000};
+  if (scale == "quick")
+    return over ? Scale{json{{"min", 200}, {"max", 20000}, {"count", 8}}, 6, 1000}
+                : Scale{json{{"min", 200}, {"max", 50000}, {"count", 10}}, 10, 1000};
+  throw moerate::cli::UsageError("--scale: expected quick or paper; got '" + scale + "'");
+}
+
+json study_config(const std::string& name, const std::string& scale) {
+  json s;
+  s["name"] = name;
+  s["scale"] = scale;
+  s["design"] = "uniform:0,1";
+  s["seed"] = 20240101;
+  auto setting = [](const std::string& label, const std::string& truth, int k, const std::string& init, int starts,
+                    int max_iter) {
+    return json{{"label", label}, {"truth", truth}, {"k", k}, {"init", init}, {"starts", starts},
+                {"max_iter", max_iter}, {"tol", 1e-6}, {"estimator", "em"}};
+  };
+  if (name == "softmax-linear-exact") {
+    const Scale sc = scale_of(scale, false);
+    s["truths"] = {{"linear", kTruthLinear}};
+    s["n"] = sc.n;
+    s["replications"] = sc.reps;
+    s["settings"] = json::array({setting("linear k=2", "linear", 2, "kmeans", 2, sc.max_iter)});
+  } else if (name == "softmax-linear-over") {
+    const Scale sc = scale_of(scale, true);
+    s["truths"] = {{"linear", kTruthLinear}};
+    s["n"] = sc.n;
+    s["replications"] = sc.reps;
+    s["settings"] = json::array({setting("linear k=3", "linear", 3, "kmeans", 2, sc.max_iter)});
+    if (scale == "paper")
+      s["settings"].push_back(setting("linear k=3 near-truth", "linear", 3, "near-truth", 1, sc.max_iter));
+  } else if (name == "linear-vs-ffn") {
+    const Scale sc = scale_of(scale, true);
+    s["truths"] = {{"linear", kTruthLinear}, {"tanh", kTruthTanh}};
+    s["n"] = sc.n;
+    s["replications"] = sc.reps;
+    s["settings"] = json::array({setting("linear k=3", "linear", 3, "kmeans", 2, sc.max_iter),
+                                 setting("tanh k=3", "tanh", 3, "kmeans", 2, sc.max_iter)});
+  } else {
+    throw moerate::cli::UsageError("unknown study '" + name +
+                                   "'; built-in studies: softmax-linear-exact, softmax-linear-over, linear-vs-ffn");
+  }
+  return s;
+}
+
+/// Metrics reported for a setting: the loss and the per-block errors that the
+/// theory speaks of (exact.* for exact-fitted, over.* for over-fitted fits).
+std::vector<std::string> report_metrics(const moerate::CsvTable& t, const moerate::Study& study,
+                                        const moerate::StudySetting& st) {
+  const bool over = st.fit.n_experts > study.truths[st.truth_index].n_experts();
+  std::vector<std::string> out = {"m.loss"};
+  for (const auto& m : moerate::metric_columns(t))
+    if (m.rfind(over ? "m.over." : "m.exact.", 0) == 0) out.push_back(m);
+  return out;
+}
+
+std::string fmt(double v, int prec = 3) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(prec) << v;
+  return s.str();
+}
+
+}  // namespace
+
+void add_study_command(CLI::App& app) {
+  struct Opts {
+    std::string name, scale = "quick", out;
+    int threads = 0, bootstrap = 1000;
+    bool print_config = false, quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("study", "Run a built-in convergence-rate study: results, rate table and figures");
+  cmd->add_option("name", o->name, "softmax-linear-exact (A1) | softmax-linear-over (A2) | linear-vs-ffn (B)")->required();
+  cmd->add_option("--scale", o->scale, "quick (minutes) or paper (200 sizes in [1e2, 1e5], 40 replications)")
+      ->capture_default_str();
+  cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
+  cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str();
+  cmd->add_flag("--print-config", o->print_config, "Print the study file and exit (edit it and run 'moerate sweep')");
+  cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
+  moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");
+  cmd->callback([o]() {
+    namespace fs = std::filesystem;
+    moerate::cli::configure_threads(o->threads);
+    const json cfg = study_config(o->name, o->scale);
+    if (o->print_config) {
+      std::cout << cfg.dump(2) << "\n";
+      return;
+    }
+    const std::string dir = o->out.empty() ? "out/" + o->name + "-" + o->scale : o->out;
+    fs::create_directories(dir);
+    const std::string cfg_path = dir + "/study.json", results = dir + "/results.csv";
+    // A directory holds one study: rerunning the same study resumes it.
+    bool resume = false;
+    if (fs::exists(cfg_path)) {
+      const json old = moerate::read_json_file(cfg_path);
+      if (old != cfg)
+        throw std::runtime_error(dir + " holds a different study (" + cfg_path + "); choose another --out");
+      resume = fs::exists(results);
+    }
+    moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
+    const moerate::Study study = moerate::Study::from_json(cfg, cfg_path);
+    std::cout << "study " << o->name << " (" << o->scale << "): " << study.settings.size() << " settings x "
+              << study.n_grid.size() << " sizes in [" << study.n_grid.front() << ", " << study.n_grid.back() << "] x "
+              << study.replications << " replications; starts that do not use the truth (k-means)"
+              << (resume ? "; resuming" : "") << "\n";
+    moerate::SweepOptions so;
+    so.threads = o->threads;
+    so.resume = resume;
+    so.progress = !o->quiet;
+    const auto sum = moerate::run_sweep(study, results, so);
+    std::cout << "sweep: " << sum.tasks_run << " fits in " << fmt(sum.seconds, 1) << " s (" << sum.tasks_skipped
+              << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap\n\n";
+
+    // Rates with bootstrap intervals beside the theory.
+    const moerate::CsvTable table = moerate::read_csv_table(results);
+    moerate::RateFitOptions ro;
+    ro.bootstrap = o->bootstrap;
+    json rates = json::object();
+    std::vector<moerate::PlotPanel> panels;
+    std::cout << "Convergence rates: loss ~ n^(-e), e fitted on every replicate, " << int(ro.level * 100)
+              << "% bootstrap interval (replications resampled within n)\n";
+    std::cout << std::left << std::setw(14) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
+              << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(10) << "agrees?"
+              << "used/capped/failed\n";
+    for (const auto& st : study.settings) {
+      const auto th = moerate::theory_exponents(study.truths[st.truth_index], st.fit, study.voronoi.rbar);
+      const auto metrics = report_metrics(table, study, st);
+      for (const auto& m : metrics) {
+        const auto lt = moerate::loss_table_from_results(table, m, st.label, results);
+        const auto f = moerate::fit_rate(lt, ro);
+        json jf = f.to_json();
+        if (th.count(m)) jf["theory"] = th.at(m);
+        rates[st.label][m] = jf;
+        std::cout << std::left << std::setw(14) << st.label << std::setw(14) << m.substr(2);
+        if (!f.fitted) {
+          std::cout << "not fitted: " << f.note << "\n";
+          continue;
+        }
+        std::string agree = "-";
+        if (th.count(m)) agree = (th.at(m) >= f.ci_low && th.at(m) <= f.ci_high) ? "yes" : "no";
+        std::cout << std::setw(8) << fmt(f.exponent) << std::setw(20)
+                  << ("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]") << std::setw(9)
+                  << (th.count(m) ? moerate::exponent_label(th.at(m)) : "-") << std::setw(10) << agree << f.n_used
+                  << "/" << f.n_capped << "/" << f.n_failed << "\n";
+      }
+      std::map<std::string, double> theory_plot;
+      for (const auto& m : metrics)
+        if (th.count(m)) theory_plot[m] = th.at(m);
+      panels.push_back(moerate::panel_from_results(table, st.label, metrics, theory_plot, ro, st.label, false, results));
+    }
+    moerate::write_file_atomic(dir + "/rates.json", rates.dump(2) + "\n");
+    const std::string fig = dir + "/" + o->name + ".png";
+    moerate::PlotOptions po;
+    po.title = o->name + " (" + o->scale + " scale): per-replicate points, medians with 10-90% bars, fit with 95% band";
+    po.y_label = "error";
+    moerate::plot_panels(panels, fig, po);
+    std::cout << "\nresults " << results << "\nrates   " << dir << "/rates.json\nfigure  " << fig << "\n";
+  });
+}
