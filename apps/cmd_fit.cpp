@@ -5,13 +5,12 @@
 #include "cli_common.hpp"
 #include "moerate/data.hpp"
 #include "moerate/fit.hpp"
+#include "moerate/inference.hpp"
 
 namespace {
 
 void print_model(std::ostream& os, const moerate::GaussianMoE& m) {
-  os << "  expert";
-  const auto gnames = m.gating().gate_json(0);
-  os << "  gate: " << m.gating().family_json().dump() << "   experts: " << m.experts().family_json().dump() << "\n";
+  os << "  gating " << m.gating().family_json().dump() << ", experts " << m.experts().family_json().dump() << "\n";
   for (std::size_t j = 0; j < m.n_experts(); ++j) {
     os << "  " << std::setw(3) << j + 1 << "  gate " << m.gating().gate_json(j).dump()
        << "  expert " << m.experts().to_json(m.eta().col(j)).dump();
@@ -31,6 +30,7 @@ void add_fit_command(CLI::App& app) {
     double tol = 1e-6, ridge = 0.0, variance_floor = 1e-6;
     std::uint64_t seed = 1;
     bool quiet = false;
+    bool se = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("fit", "Fit a mixture of experts to data (EM, restarts, several initialisations)");
@@ -56,6 +56,8 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
   cmd->add_option("--out", o->out, "Output: the fitted model file plus fit information (JSON)")->required();
   cmd->add_flag("--quiet", o->quiet, "Print only the one-line result");
+  cmd->add_flag("--se", o->se,
+                "Standard errors (observed information and sandwich) with Wald intervals: adds \"standard_errors\" to the output");
   moerate::cli::set_example(cmd, "moerate fit --data data/tone.csv --experts 2 --starts 10 --seed 1 --out tone-fit.json");
   cmd->callback([o]() {
     moerate::cli::configure_threads(o->threads);
@@ -100,6 +102,14 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["max_iter"] = o->max_iter;
     j["fit"]["tol"] = o->tol;
     j["fit"]["ridge"] = o->ridge;
+    std::string se_table;
+    if (o->se) {
+      if (r.model.kind() != moerate::ModelKind::gaussian)
+        throw moerate::cli::UsageError("--se needs a Gaussian MoE fit (the regression model has no likelihood)");
+      const auto se = moerate::standard_errors(r.model, D.X, D.y);
+      j["standard_errors"] = se.to_json();
+      se_table = se.table();
+    }
     moerate::write_file_atomic(o->out, j.dump(2) + "\n");
     std::cout << std::setprecision(8);
     std::cout << "fit " << o->data << ": n = " << D.n_obs() << ", d = " << D.dim() << ", k = " << o->k << ", estimator "
@@ -118,6 +128,7 @@ void add_fit_command(CLI::App& app) {
       std::cout << "starts: " << conv << "/" << r.starts.size() << " converged, " << at_best << "/"
                 << r.starts.size() << " reached the best log-likelihood\n";
     }
+    if (o->se) std::cout << se_table;
     std::cout << "wrote " << o->out << " (" << r.seconds << " s)\n";
   });
 }

@@ -7,7 +7,7 @@
 
 void add_identify_command(CLI::App& app) {
   struct Opts {
-    std::string expert, gating = "softmax", version = "all", model, params;
+    std::string expert, gating = "softmax", version = "all", model, params, design = "uniform:-2,2";
     std::size_t dim = 1, k = 2, points = 0;
     std::uint64_t seed = 1;
     double threshold = 1e-8;
@@ -31,6 +31,8 @@ void add_identify_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "Use a model file's families, d, k and parameters instead of random ones");
   cmd->add_option("--params", o->params,
                   "Expert parameter blocks that vary (comma list, e.g. a or a,c); the others are held fixed");
+  cmd->add_option("--design", o->design, "Distribution of the evaluation points x: uniform:LO,HI | normal:MU,SD")
+      ->capture_default_str();
   cmd->add_option("--threshold", o->threshold, "Relative singular-value threshold for the rank")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the reports as JSON instead of text");
   moerate::cli::set_example(cmd, "moerate identify --expert linear --dim 1 --experts 2 --version gaussian --seed 1");
@@ -56,6 +58,7 @@ void add_identify_command(CLI::App& app) {
     opt.seed = o->seed;
     opt.n_points = o->points;
     opt.rel_threshold = o->threshold;
+    opt.design = o->design;
     if (!o->params.empty()) {
       std::size_t pos = 0;
       while (true) {

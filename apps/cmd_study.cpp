@@ -1,5 +1,7 @@
 // moerate study: built-in convergence-rate studies (experiments A and B of
 // the spec): sweep, rate table with intervals beside the theory, figures.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -90,8 +92,13 @@ std::vector<std::string> report_metrics(const moerate::CsvTable& t, const moerat
                                         const moerate::StudySetting& st) {
   const bool over = st.fit.n_experts > study.truths[st.truth_index].n_experts();
   std::vector<std::string> out = {"m.loss"};
-  for (const auto& m : moerate::metric_columns(t))
-    if (m.rfind(over ? "m.over." : "m.exact.", 0) == 0) out.push_back(m);
+  for (const auto& m : moerate::metric_columns(t)) {
+    if (m.rfind(over ? "m.over." : "m.exact.", 0) != 0) continue;
+    // Only the blocks this setting's family has (the results table holds the
+    // union over settings).
+    const auto lt = moerate::loss_table_from_results(t, m, st.label);
+    if (std::any_of(lt.loss.begin(), lt.loss.end(), [](double v) { return std::isfinite(v); })) out.push_back(m);
+  }
   return out;
 }
 

@@ -21,6 +21,7 @@ void add_plot_command(CLI::App&);
 void add_sweep_command(CLI::App&);
 void add_merge_command(CLI::App&);
 void add_study_command(CLI::App&);
+void add_plotfit_command(CLI::App&);
 
 int main(int argc, char** argv) {
   // Large temporaries (k x n matrices) are reused instead of being mapped and
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   add_sweep_command(app);
   add_merge_command(app);
   add_study_command(app);
+  add_plotfit_command(app);
 
   std::string cmd_name = "moerate";
   try {

@@ -17,15 +17,64 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Gauss-Kronrod settings: 31 points per panel, relative tolerance 1e-10 on each
-// panel between break points, at most 2^15 sub-panels (never reached for the
-// smooth or piecewise smooth integrands here).
-constexpr unsigned kQuadDepth = 15;
-constexpr double kQuadTol = 1e-10;
+// Quadrature: 31-point Gauss-Kronrod panels (Boost.Math, used non-adaptively)
+// refined globally, QUADPACK-QAG style: the panel with the largest error
+// estimate is halved until the summed error is below
+// max(kRelTol * |integral|, kAbsTol) or kMaxPanels panels exist. A global (not
+// per-panel) criterion matters: tail panels whose integrand is round-off noise
+// would otherwise be refined forever.
+constexpr double kRelTol = 1e-10;
+constexpr double kAbsTol = 1e-20;  // integrals of squared differences: h^2 below 1e-20 is "0"
+constexpr std::size_t kMaxPanels = 2000;
 // Break points at the component means +- these multiples of the sd; the outer
 // limits +-40 sd leave a mass below exp(-800) outside.
 constexpr double kBreaks[] = {0.0, 1.0, 3.0, 6.0};
 constexpr double kOuter = 40.0;
+
+template <class F>
+double integrate_panels(const F& f, const std::vector<double>& breaks) {
+  using GK = boost::math::quadrature::gauss_kronrod<double, 31>;
+  struct Panel {
+    double a, b, value, error;
+    bool operator<(const Panel& o) const { return error < o.error; }
+  };
+  auto panel = [&](double a, double b) {
+    double err = 0;
+    const double v = GK::integrate(f, a, b, 0, 0.0, &err);  // max_depth 0: one panel
+    return Panel{a, b, v, std::abs(err) * 0.5 * (b - a)};    // Boost's error is on [-1, 1]
+  };
+  std::vector<Panel> heap;
+  for (std::size_t s = 0; s + 1 < breaks.size(); ++s)
+    if (breaks[s + 1] > breaks[s]) heap.push_back(panel(breaks[s], breaks[s + 1]));
+  std::make_heap(heap.begin(), heap.end());
+  auto totals = [&](double& value, double& error) {
+    value = 0, error = 0;
+    for (const auto& p : heap) value += p.value, error += p.error;
+  };
+  double value = 0, error = 0;
+  totals(value, error);
+  while (error > std::max(kRelTol * std::abs(value), kAbsTol) && heap.size() < kMaxPanels) {
+    std::pop_heap(heap.begin(), heap.end());
+    const Panel worst = heap.back();
+    heap.pop_back();
+    const double mid = 0.5 * (worst.a + worst.b);
+    if (!(mid > worst.a && mid < worst.b)) {  // cannot split further
+      heap.push_back(Panel{worst.a, worst.b, worst.value, 0.0});
+      std::push_heap(heap.begin(), heap.end());
+      totals(value, error);
+      continue;
+    }
+    const Panel left = panel(worst.a, mid), right = panel(mid, worst.b);
+    heap.push_back(left);
+    std::push_heap(heap.begin(), heap.end());
+    heap.push_back(right);
+    std::push_heap(heap.begin(), heap.end());
+    value += left.value + right.value - worst.value;
+    error += left.error + right.error - worst.error;
+  }
+  totals(value, error);
+  return value;
+}
 
 struct Mixture {
   std::vector<double> log_w, mean, var;
@@ -109,15 +158,8 @@ std::pair<double, double> hellinger_tv_mixtures(const arma::vec& log_w1, const a
   auto abs_diff = [&](double y) {
     return std::abs(std::exp(p.log_density(y)) - std::exp(q.log_density(y)));
   };
-  using GK = boost::math::quadrature::gauss_kronrod<double, 31>;
-  double h2 = 0, tv = 0;
-  for (std::size_t s = 0; s + 1 < breaks.size(); ++s) {
-    const double a = breaks[s], b = breaks[s + 1];
-    if (!(b > a)) continue;
-    double err = 0;
-    h2 += GK::integrate(sq_diff, a, b, kQuadDepth, kQuadTol, &err);
-    tv += GK::integrate(abs_diff, a, b, kQuadDepth, kQuadTol, &err);
-  }
+  const double h2 = integrate_panels(sq_diff, breaks);
+  const double tv = integrate_panels(abs_diff, breaks);
   const double h = std::sqrt(std::clamp(0.5 * h2, 0.0, 1.0));
   const double t = std::clamp(0.5 * tv, 0.0, 1.0);
   return {h, t};

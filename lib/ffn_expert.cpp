@@ -255,7 +255,7 @@ arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, co
   // centred at random observations (u_m = -w_m^T x_r) with random slopes of
   // the scale of the data, c_m of the scale of y.
   ExpertMStepOptions opt;
-  opt.lm_steps = 50;
+  opt.lm_steps = 30;
   const double wsum = std::max(arma::accu(w), 1e-300);
   const double ybar = arma::accu(w % y) / wsum;
   const double ysd = std::sqrt(std::max(arma::accu(w % arma::square(y - ybar)) / wsum, 1e-12));
@@ -296,7 +296,7 @@ arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, co
     }
     cands.push_back(e);
   }
-  for (int t = 0; t < 8; ++t) {
+  for (int t = 0; t < 5; ++t) {
     arma::vec e(n_params());
     e[0] = ybar;
     for (std::size_t m = 0; m < units_; ++m) random_unit(e, m, ysd);

@@ -89,7 +89,9 @@ IdentSetup random_setup(const json& expert_spec, const json& gating_spec, std::s
   s.eta.set_size(q, k);
   for (std::size_t j = 0; j < k; ++j) {
     for (int attempt = 0;; ++attempt) {
-      arma::vec e = rng.normal_vec(q);
+      // Entries +-U(0.5, 1.5): away from 0, where families degenerate (a = 0: a constant expert).
+      arma::vec e(q);
+      for (auto& v : e) v = (rng.uniform() < 0.5 ? -1.0 : 1.0) * rng.uniform(0.5, 1.5);
       try {
         s.experts->validate(e, "random expert");
         s.eta.col(j) = e;
@@ -157,12 +159,18 @@ arma::mat richardson_hessian(const ExpertFamily& f, const arma::mat& X, const ar
 }
 
 arma::mat checked_hessian(const ExpertFamily& f, const arma::mat& X, const arma::vec& eta, std::string* source,
-                          double* accuracy) {
+                          double* accuracy, bool* analytic) {
   const arma::mat Hr = richardson_hessian(f, X, eta);
   const arma::mat Hf = f.hessian(X, eta);
+  // A family that does not override hessian() gets the base class's central
+  // differences (~1e-7..1e-10): the Richardson values are more accurate then.
+  const arma::mat Hb = f.ExpertFamily::hessian(X, eta);
+  const bool overridden = !(Hf.n_rows == Hb.n_rows && Hf.n_cols == Hb.n_cols && arma::approx_equal(Hf, Hb, "absdiff", 0.0)) ||
+                          (!Hf.is_empty() && arma::abs(Hf).max() == 0.0);
   const double scale = std::max(1.0, Hr.is_empty() ? 0.0 : arma::abs(Hr).max());
-  const double diff = Hr.is_empty() ? 0.0 : arma::abs(Hf - Hr).max() / scale;
-  if (Hf.n_rows == Hr.n_rows && Hf.n_cols == Hr.n_cols && Hf.is_finite() && diff <= 1e-8) {
+  const double diff = Hr.is_empty() || Hf.n_rows != Hr.n_rows || Hf.n_cols != Hr.n_cols ? kInf : arma::abs(Hf - Hr).max() / scale;
+  if (analytic) *analytic = overridden && Hf.is_finite() && diff <= 1e-8;
+  if (overridden && Hf.is_finite() && diff <= 1e-8) {
     if (source) {
       std::ostringstream s;
       s.precision(2);
@@ -178,7 +186,8 @@ arma::mat checked_hessian(const ExpertFamily& f, const arma::mat& X, const arma:
     std::ostringstream s;
     s.precision(2);
     s << "first derivatives analytic (jacobian); second derivatives numerical: Richardson-extrapolated central "
-         "differences of the analytic Jacobian (~1e-10 relative; the family's hessian() differs by "
+         "differences of the analytic Jacobian (~1e-10 relative; "
+      << (overridden ? "the family's hessian() differs by " : "the family has no analytic hessian(); its default differs by ")
       << std::scientific << diff << ")";
     *source = s.str();
   }
@@ -287,8 +296,10 @@ FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X
     const arma::mat J = f.jacobian(X, eta);
     std::string src;
     double acc = 0;
-    const arma::mat H = checked_hessian(f, X, eta, &src, &acc);
+    bool an = true;
+    const arma::mat H = checked_hessian(f, X, eta, &src, &acc, &an);
     if (acc >= hess_acc) hess_acc = acc, hess_source = src;
+    fs.analytic = fs.analytic && an;
     auto Hrow = [&](std::size_t u, std::size_t w) -> arma::rowvec { return H.row(u * q + w); };
 
     if (v == IdentVersion::gaussian || v == IdentVersion::lse) {
@@ -449,9 +460,13 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
   if (!fs.F.is_finite()) throw InvalidArgument("identify: the function set has non-finite values");
   arma::vec norms(m);
   for (std::size_t c = 0; c < m; ++c) norms[c] = arma::norm(fs.F.col(c));
-  const double nmax = norms.max();
+  // Identically zero: relative to the largest column of the same expert (the
+  // experts' scales can differ by many orders, e.g. exp(beta1^T x) factors).
+  std::map<int, double> group_max;
+  for (std::size_t c = 0; c < m; ++c) group_max[fs.expert[c]] = std::max(group_max[fs.expert[c]], norms[c]);
   std::vector<std::size_t> nz, zero;
-  for (std::size_t c = 0; c < m; ++c) (norms[c] > opt.zero_threshold * nmax ? nz : zero).push_back(c);
+  for (std::size_t c = 0; c < m; ++c)
+    (norms[c] > opt.zero_threshold * group_max[fs.expert[c]] ? nz : zero).push_back(c);
   rep.n_zero_functions = zero.size();
   for (auto c : zero) {
     Relation r;
@@ -473,8 +488,13 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
     if (!arma::svd_econ(U, s, V, Fs, "right")) throw std::runtime_error("identify: SVD failed");
     rep.singular_values = s;
     rep.threshold = opt.rel_threshold * s[0];
+    std::size_t rt = 0;
+    while (rt < s.n_elem && s[rt] > rep.threshold) ++rt;
+    rep.rank_threshold = rt;
+    const double exact_rel = opt.exact_threshold > 0 ? opt.exact_threshold : (fs.analytic ? 1e-12 : 1e-9);
+    rep.exact_level = exact_rel * s[0];
     std::size_t r = 0;
-    while (r < s.n_elem && s[r] > rep.threshold) ++r;
+    while (r < s.n_elem && s[r] > rep.exact_level) ++r;
     rep.rank = r;
     rep.rank_gap = mz;
     double best = 0;
@@ -484,12 +504,12 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
       if (g > best) best = g, best_i = i + 1;
     }
     rep.largest_gap = best;
-    if (best > 1e4) rep.rank_gap = best_i;
+    if (best > 1e3) rep.rank_gap = best_i;
     rep.deciding_gap = r < mz ? (s[r] > 0 ? s[r - (r > 0 ? 1 : 0)] / s[r] : kInf) : 0;
     // Relations: first within each expert (its own columns), then among the
     // columns each expert has left (cross-expert relations), so that relations
     // that hold per expert read per expert.
-    auto local_null = [&](const std::vector<std::size_t>& cols, std::vector<std::size_t>& free) {
+    auto local_null = [&](const std::vector<std::size_t>& cols, std::vector<std::size_t>& free, long forced) {
       std::vector<arma::vec> out;  // coefficient vectors over the nz columns (unit-norm units)
       free = cols;
       if (cols.empty()) return out;
@@ -499,7 +519,8 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
       arma::vec ss;
       if (!arma::svd_econ(Us, ss, Vs, sub, "right")) throw std::runtime_error("identify: SVD failed");
       std::size_t rl = 0;
-      while (rl < ss.n_elem && ss[rl] > opt.rel_threshold * ss[0]) ++rl;
+      while (rl < ss.n_elem && ss[rl] > exact_rel * ss[0]) ++rl;
+      if (forced >= 0) rl = cols.size() - std::min<std::size_t>(static_cast<std::size_t>(forced), cols.size());
       if (rl >= cols.size()) return out;
       const arma::mat Bm = sparse_basis(Vs.cols(rl, cols.size() - 1));
       std::vector<bool> pivot(cols.size(), false);
@@ -529,7 +550,7 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
             continue;
           }
           std::vector<std::size_t> free;
-          for (auto& v : local_null(cols, free)) coefs.push_back(v);
+          for (auto& v : local_null(cols, free, -1)) coefs.push_back(v);
           rest.insert(rest.end(), free.begin(), free.end());
         }
         std::sort(rest.begin(), rest.end());
@@ -537,8 +558,11 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
         for (std::size_t c = 0; c < mz; ++c) rest.push_back(c);
       }
       if (by_expert.size() > 1 || by_expert.count(-1)) {
+        // The joint decision is authoritative: the remaining columns carry
+        // exactly (joint nullity - relations found per expert) relations.
         std::vector<std::size_t> free;
-        for (auto& v : local_null(rest, free)) coefs.push_back(v);
+        const long remaining = static_cast<long>(mz - r) - static_cast<long>(coefs.size());
+        for (auto& v : local_null(rest, free, std::max(0L, remaining))) coefs.push_back(v);
       }
     }
     for (const arma::vec& cs : coefs) {
@@ -566,6 +590,38 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
       rel.text = relation_text(tt);
       annotate(rel, fs, setup);
       rep.relations.push_back(rel);
+    }
+  }
+  // Near relations: singular directions between the exact level and the threshold.
+  if (mz > 0 && rep.rank_threshold < rep.rank) {
+    arma::mat Fs(fs.F.n_rows, mz);
+    for (std::size_t c = 0; c < mz; ++c) Fs.col(c) = fs.F.col(nz[c]) / norms[nz[c]];
+    arma::mat U, V;
+    arma::vec sv;
+    if (arma::svd_econ(U, sv, V, Fs, "right")) {
+      for (std::size_t i = rep.rank_threshold; i < rep.rank; ++i) {
+        arma::vec co(mz, arma::fill::zeros);
+        const double mx = arma::abs(V.col(i)).max();
+        for (std::size_t c = 0; c < mz; ++c)
+          if (std::abs(V(c, i)) >= 1e-3 * mx) co[c] = V(c, i) / norms[nz[c]];
+        const double cmax = arma::abs(co).max();
+        std::size_t lead = 0;
+        while (std::abs(co[lead]) < cmax * (1 - 1e-6)) ++lead;
+        co /= co[lead];
+        Relation rel;
+        std::vector<std::pair<std::string, double>> tt;
+        for (std::size_t c = 0; c < mz; ++c)
+          if (co[c] != 0) {
+            rel.terms.push_back({nz[c], rep.names[nz[c]], co[c]});
+            tt.emplace_back(rep.names[nz[c]], co[c]);
+          }
+        rel.text = relation_text(tt);
+        std::ostringstream note;
+        note.precision(3);
+        note << "near relation: singular value " << sv[i] << " (ill-conditioned, not exact; terms below 1e-3 dropped)";
+        rel.note = note.str();
+        rep.near_relations.push_back(rel);
+      }
     }
   }
   // Group relations that read the same for several experts.
@@ -631,6 +687,22 @@ IdentReport identify(const IdentSetup& s, IdentVersion v, const IdentOptions& op
   rep.expert_family = s.experts->family_json().dump();
   rep.gating_family = s.gating ? s.gating->family_json().dump() : "";
   rep.source = s.source;
+  for (std::size_t j = 0; j < k; ++j) {
+    std::ostringstream os;
+    os.precision(4);
+    os << "expert " << j + 1 << ": " << s.experts->to_json(s.eta.col(j)).dump() << ", nu = " << s.nu[j] << ", beta1 = "
+       << json(arma::conv_to<std::vector<double>>::from(s.location.col(j))).dump();
+    rep.parameters.push_back(os.str());
+  }
+  if (s.gating && s.gating->n_params() > 0) {
+    std::ostringstream os;
+    os.precision(4);
+    os << "gate " << s.gating->family() << ": ";
+    const auto gn = s.gating->param_names();
+    const arma::vec gp = s.gating->params();
+    for (std::size_t p = 0; p < gp.n_elem; ++p) os << (p ? ", " : "") << (p < gn.size() ? gn[p] : "?") << " = " << gp[p];
+    rep.parameters.push_back(os.str());
+  }
   rep.dim = d;
   rep.n_experts = k;
   rep.n_points = n;
@@ -646,6 +718,7 @@ json IdentReport::to_json() const {
   j["expert_family"] = expert_family.empty() ? json(nullptr) : json::parse(expert_family);
   j["gating"] = gating_family.empty() ? json(nullptr) : json::parse(gating_family);
   j["parameters"] = source;
+  j["parameter_values"] = parameters;
   j["dim"] = dim;
   j["n_experts"] = n_experts;
   j["n_points"] = n_points;
@@ -658,6 +731,7 @@ json IdentReport::to_json() const {
   j["rank"] = rank;
   j["rank_nonzero_functions"] = singular_values.n_elem;
   j["rank_at_largest_gap"] = rank_gap;
+  j["rank_threshold_only"] = rank_threshold;
   j["threshold"] = threshold;
   j["deciding_gap"] = std::isfinite(deciding_gap) ? json(deciding_gap) : json("inf");
   j["largest_gap"] = std::isfinite(largest_gap) ? json(largest_gap) : json("inf");
@@ -671,6 +745,10 @@ json IdentReport::to_json() const {
                     {"note", r.note}});
   }
   j["relations"] = rels;
+  j["exact_level"] = exact_level;
+  json near = json::array();
+  for (const auto& r : near_relations) near.push_back({{"relation", r.text}, {"note", r.note}});
+  j["near_relations"] = near;
   j["relations_grouped"] = grouped;
   j["strongly_identifiable"] = strongly_identifiable;
   j["verdict"] = strongly_identifiable ? "strongly identifiable" : "not strongly identifiable";
@@ -680,11 +758,12 @@ json IdentReport::to_json() const {
 std::string IdentReport::text() const {
   std::ostringstream os;
   os.precision(3);
-  const std::string what = version == IdentVersion::gate ? "gate parameters" : "set";
+  const std::string what = version == IdentVersion::gate ? "gate's parameter derivatives" : "set's functions";
   os << "identify (" << ident_version_name(version) << " version): expert family " << expert_family;
   if (!gating_family.empty()) os << ", gating " << gating_family;
   os << ", d = " << dim << ", k = " << n_experts << ", " << source << ", N = " << n_points
      << (version == IdentVersion::gate ? " points x k experts (rows)" : " points") << "\n";
+  for (const auto& p : parameters) os << "  at " << p << "\n";
   os << "  functions: " << n_functions;
   if (n_experts > 0 && version != IdentVersion::gate) {
     os << " (per expert:";
@@ -705,25 +784,33 @@ std::string IdentReport::text() const {
   os << "  numerical rank " << rank << " of " << n_functions << " functions";
   if (n_zero_functions) os << " (" << n_zero_functions << " identically zero)";
   if (rank < mz) {
-    os << "; decided by the threshold " << threshold << " (1e-8 relative): s_" << rank << " = "
-       << singular_values[rank - (rank > 0 ? 1 : 0)] << " > threshold >= s_" << rank + 1 << " = "
-       << singular_values[rank] << ", gap " << deciding_gap;
+    os << "; exact relations: s_" << rank + 1 << " = " << singular_values[rank] << " <= " << exact_level
+       << " (exact-relation level), gap s_" << rank << " / s_" << rank + 1 << " = " << deciding_gap;
   } else {
-    os << "; smallest singular value " << (mz ? singular_values[mz - 1] : 0.0) << " > threshold " << threshold;
+    os << "; smallest singular value " << (mz ? singular_values[mz - 1] : 0.0) << " > exact-relation level "
+       << exact_level;
   }
-  os << "\n  largest relative gap " << largest_gap << " -> rank " << rank_gap
-     << (rank_gap == rank ? " (agrees)" : " (differs from the threshold rank; treat the verdict with care)") << "\n";
+  os << "\n  threshold alone (" << threshold << "): rank " << rank_threshold
+     << (rank_threshold == rank ? " (agrees)" : " (differs: singular values between the gap and the threshold)")
+     << "; largest gap overall " << largest_gap << " -> rank " << rank_gap
+     << (rank_gap == rank ? " (agrees)" : " (differs; treat the verdict with care)") << "\n";
   if (!relations.empty()) {
     os << "  relations (" << relations.size() << ", sparse basis of the null space):\n";
     for (const auto& g : grouped) os << "    " << g << "\n";
   }
+  if (!near_relations.empty()) {
+    os << "  near relations (" << near_relations.size() << ": singular values between the exact level and the threshold;"
+       << " ill-conditioned, not exact):\n";
+    for (std::size_t i = 0; i < near_relations.size() && i < 3; ++i)
+      os << "    " << near_relations[i].text << "   [" << near_relations[i].note << "]\n";
+  }
   if (strongly_identifiable)
     os << "  verdict: " << (version == IdentVersion::gate ? "no relation among the gate's parameter derivatives"
                                                            : "strongly identifiable")
-       << " (full rank " << n_functions << ")\n";
+       << " (full rank " << n_functions << (near_relations.empty() ? "" : "; numerically ill-conditioned") << ")\n";
   else
     os << "  verdict: NOT " << (version == IdentVersion::gate ? "locally identifiable gate parameters" : "strongly identifiable")
-       << ": " << relations.size() << " relation(s) among the " << what << "'s functions\n";
+       << ": " << relations.size() << " relation(s) among the " << what << "\n";
   return os.str();
 }
 

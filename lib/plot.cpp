@@ -408,12 +408,17 @@ int run_program(const std::string& program, const std::string& script, const std
 void plot_panels(const std::vector<PlotPanel>& panels, const std::string& out_path,
                  const PlotOptions& opt) {
   opt.validate();
+  render_gnuplot([&](const std::string& tmp_out) { return gnuplot_script(panels, tmp_out, opt, out_path); },
+                 out_path, opt.gnuplot, opt.save_script);
+}
+
+void render_gnuplot(const std::function<std::string(const std::string&)>& script_for,
+                    const std::string& out_path, const std::string& gnuplot, const std::string& save_script) {
   namespace fs = std::filesystem;
-  if (out_path.empty()) fail("plot_panels", "output path", "must not be empty", "\"\"");
+  if (out_path.empty()) fail("render_gnuplot", "output path", "must not be empty", "\"\"");
   const std::string ext = lower_extension(out_path);
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
-    throw InvalidArgument("plot_panels: output must end in .png, .svg or .pdf; got '" + out_path + "'");
-
+    throw InvalidArgument("plot: output must end in .png, .svg or .pdf; got '" + out_path + "'");
   // Temporary output beside the target (same file system, so rename is atomic).
   const fs::path target(out_path);
   const fs::path out_dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
@@ -447,20 +452,20 @@ void plot_panels(const std::vector<PlotPanel>& panels, const std::string& out_pa
     fs::remove(tmp_out, ec);
   };
   try {
-    const std::string script = gnuplot_script(panels, tmp_out, opt, out_path);
+    const std::string script = script_for(tmp_out);
     const std::string script_path = (dir / "figure.gp").string();
     {
       std::ofstream f(script_path);
       f << script;
       if (!f) throw std::runtime_error("plot: cannot write " + script_path);
     }
-    if (!opt.save_script.empty()) {
-      std::ofstream f(opt.save_script);
+    if (!save_script.empty()) {
+      std::ofstream f(save_script);
       f << script;
-      if (!f) throw std::runtime_error("plot: cannot write the script to " + opt.save_script);
+      if (!f) throw std::runtime_error("plot: cannot write the script to " + save_script);
     }
     const std::string log = (dir / "gnuplot.log").string();
-    const int rc = run_program(opt.gnuplot, script_path, log);
+    const int rc = run_program(gnuplot, script_path, log);
     const std::string messages = read_text(log, 2000);
     if (rc != 0)
       throw std::runtime_error("plot: gnuplot failed (exit status " + std::to_string(rc) + ")" +

@@ -225,7 +225,10 @@ void SoftmaxGating::translate(double t0, const arma::vec& t1) {
 
 MOERATE_REGISTER_GATING("softmax",
                         "softmax gate Softmax(beta1^T x + beta0), last expert the reference",
-                        [](const json&, std::size_t k, std::size_t d) -> std::unique_ptr<Gating> {
+                        [](const json& spec, std::size_t k, std::size_t d) -> std::unique_ptr<Gating> {
+                          for (const auto& [key, v] : spec.items())
+                            if (key != "family")
+                              throw InvalidArgument("softmax: unknown option '" + key + "' (softmax has no options)");
                           return std::make_unique<SoftmaxGating>(k, d);
                         });
 

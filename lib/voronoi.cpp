@@ -95,12 +95,14 @@ Setup make_setup(const GaussianMoE& truth, const GaussianMoE& fit) {
     s.row_name = "softmax gate, linear experts: |Dbeta1|^r + |Db|^r + |Da|^(r/2) + |Dnu|^(r/2)";
   }
   static const std::vector<std::string> known_gates = {
-      "softmax", "temperature", "activated_temperature", "topk", "laplace", "hierarchical", "sigmoid"};
+      "softmax", "temperature", "activated-temperature", "activated_temperature", "topk",
+      "laplace", "hierarchical", "sigmoid"};
   if (std::find(known_gates.begin(), known_gates.end(), gf) == known_gates.end())
     s.notes.push_back("gating family '" + gf + "' is not in models.md section 6: softmax rows, with "
                       "the atom location used as beta1");
   if (gf.find("hier") != std::string::npos)
-    s.notes.push_back("hierarchical gating: losses on flat atoms (nested cells not implemented)");
+    s.notes.push_back("hierarchical gating: losses on flat atoms (each expert's within-group gate); "
+                      "nested cells not implemented, so a relabelled copy need not give 0");
   if (!s.has_nu && !strong)
     s.notes.push_back("regression model with experts that are not strongly identifiable: theory "
                       "gives no polynomial rate (models.md section 7); rbar exponents used, nu dropped");
@@ -473,9 +475,9 @@ VoronoiLoss voronoi_loss(const GaussianMoE& truth, const GaussianMoE& fit, const
     translation["applied"] = s.shift == Shift::full ? "beta0 and " + truth.gating().location_name()
                                                     : std::string("beta0 only (the gate is not "
                                                                   "translation invariant in its location)");
-    translation["fit_shift_beta0"] = -s0;
+    translation["fit_shift_beta0"] = 0.0 - s0;  // 0.0 - : no "-0"
     if (s.shift == Shift::full)
-      translation["fit_shift_location"] = arma::conv_to<std::vector<double>>::from(arma::vec(-s1));
+      translation["fit_shift_location"] = arma::conv_to<std::vector<double>>::from(arma::vec(0.0 - s1));
   }
 
   VoronoiLoss L = compute_loss(T, F, s, opt);

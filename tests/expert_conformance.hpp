@@ -253,7 +253,7 @@ inline void run_expert_recovery(const ExpertCase& c) {
   opt.n_starts = 5;
   opt.seed = 14;  // seed 14
   opt.init.kind = InitKind::kmeans;
-  opt.em.max_iter = 500;
+  opt.em.max_iter = 200;
   opt.em.tol = 1e-7;
   FitResult r = fit(X, y, opt);
   GaussianMoE m = r.model;

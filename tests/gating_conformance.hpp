@@ -288,9 +288,8 @@ inline void gating_conformance(const std::string& spec_text, std::size_t k, std:
       g4.erase(key);
       expect_error(g4, key);
     }
-    // Unknown options must be refused. (softmax's factory, in the core, ignores
-    // its spec: reported to the lead, so it is exempt here for now.)
-    if (g->family() != "softmax") {
+    // Unknown options must be refused.
+    {
       json bad_spec = spec;
       bad_spec["no_such_option"] = 1;
       CHECK_THROWS_AS(make_gating(bad_spec, k, d), InvalidArgument);

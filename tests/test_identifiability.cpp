@@ -72,7 +72,7 @@ TEST_CASE("sparse_basis: reduced row echelon form of a null basis reads as simpl
 TEST_CASE("second derivatives: family hessian agrees with Richardson differences of the Jacobian") {
   Rng rng(11);  // seed 11
   const arma::mat X = draw_design("uniform:-2,2", 2, 50, rng);
-  std::vector<std::string> specs = {"linear", "ffn:act=sigmoid", "ffn:act=tanh", "ffn:act=gelu"};
+  std::vector<std::string> specs = {"linear", "ffn:activation=sigmoid", "ffn:activation=tanh", "ffn:activation=gelu"};
   if (expert_registry().count("polynomial")) specs.push_back("polynomial:p=3");
   for (const auto& spec : specs) {
     CAPTURE(spec);
@@ -131,7 +131,7 @@ TEST_CASE("ffn experts: sigmoid, tanh and gelu are full rank in the literature's
   // phi(a^T x) with b and c held fixed (--params a): every version is full rank.
   for (const char* act : {"sigmoid", "tanh", "gelu"}) {
     CAPTURE(act);
-    const std::string spec = std::string("ffn:act=") + act;
+    const std::string spec = std::string("ffn:activation=") + act;
     for (auto v : {IdentVersion::gaussian, IdentVersion::lse, IdentVersion::gate_expert}) {
       CAPTURE(ident_version_name(v));
       const IdentReport r = run(spec, "softmax", 1, 2, v, 4, {"a"});  // seed 4
@@ -148,7 +148,7 @@ TEST_CASE("ffn experts: sigmoid, tanh and gelu are full rank in the literature's
 TEST_CASE("ffn experts with a bias: only the affine-argument relation, never the heat equation") {
   // h = c phi(a x + b): dh/da = x dh/db whatever phi, so du/da = d2u/(dbeta1 db);
   // unlike linear experts there is no heat equation.
-  const IdentReport r = run("ffn:act=tanh", "softmax", 1, 2, IdentVersion::gate_expert, 5);  // seed 5
+  const IdentReport r = run("ffn:activation=tanh", "softmax", 1, 2, IdentVersion::gate_expert, 5);  // seed 5
   CHECK(has_relation(r, {{"du/da[1]", 1.0}, {"d2u/(dbeta1 db)[1]", -1.0}}));
   CHECK(has_relation(r, {{"du/da[2]", 1.0}, {"d2u/(dbeta1 db)[2]", -1.0}}));
   CHECK(r.relations.size() == 2);

@@ -18,8 +18,12 @@
 // Method: the set is evaluated at N random points (x, and y where the
 // Gaussian density enters) as an N x m matrix; columns are scaled to unit norm
 // (identically zero functions are reported as relations "f = 0"); the
-// singular values decide the rank (threshold rel_threshold * s_max, and the
-// largest relative gap is reported beside it); the null space is turned into a
+// singular values decide the rank: exact relations are singular values below
+// 1e-12 * s_max with analytic derivatives (they come out at ~1e-16; 1e-9 with
+// numerical second derivatives); values between that and rel_threshold
+// (1e-8) are reported as near relations (smooth functions on an interval
+// can be genuinely independent yet have singular values ~1e-11); the
+// threshold-only rank and the largest relative gap are reported too; the null space is turned into a
 // sparse basis by reduced row echelon form and read back as relations among
 // the named functions, e.g. "dh/da_1 - x_1*dh/db = 0".
 //
@@ -56,7 +60,9 @@ struct IdentOptions {
   std::uint64_t seed = 1;              // points (and random parameters in random_setup)
   std::string design = "uniform:-2,2"; // distribution of x (draw_design spec)
   std::vector<std::string> free_blocks;  // expert blocks that vary (e.g. {"a"}); empty = all
-  double rel_threshold = 1e-8;         // singular values <= rel_threshold * s_max are null
+  double rel_threshold = 1e-8;         // singular values <= rel_threshold * s_max: near relations
+  double exact_threshold = 0;          // <= this * s_max: exact relations (0 = auto: 1e-12 with
+                                       // analytic derivatives, 1e-9 with numerical ones)
   double zero_threshold = 1e-10;       // a column with norm <= this * max norm is identically zero
   double coef_drop = 1e-6;             // relation coefficients below this (relative) are dropped
   void validate() const;
@@ -76,7 +82,7 @@ struct IdentSetup {
   std::size_t dim() const { return experts->dim(); }
 };
 
-/// Random distinct parameters: eta entries N(0, 1) (redrawn until valid),
+/// Random distinct parameters: eta entries +-U(0.5, 1.5) (redrawn until valid),
 /// nu ~ U(0.3, 1), beta1 ~ N(0, 0.5^2); gating parameters perturbed from the
 /// family's defaults by N(0, 0.8^2) (positive-only ones such as tau drawn as
 /// exp(N(0, 0.3^2))). gating_spec may be null (no gate version).
@@ -93,16 +99,18 @@ struct FunctionSet {
   std::vector<int> expert;               // 0-based expert of each column; -1 = shared
   std::string derivatives;               // how the derivatives were obtained
   double derivative_accuracy = 0;        // stated relative accuracy (0 = exact/analytic)
+  bool analytic = true;                  // every derivative analytic (decides the auto exact threshold)
   std::string full_name(std::size_t c) const;  // "dh/da_1[2]" (expert 2) or the base name
 };
 
 /// d2h/(deta_u deta_v) (q*q x n, row u*q+v) by Richardson-extrapolated central
 /// differences of the analytic Jacobian (accuracy ~1e-10 relative).
 arma::mat richardson_hessian(const ExpertFamily& f, const arma::mat& X, const arma::vec& eta);
-/// The family's hessian() if it agrees with richardson_hessian to 1e-8
-/// relative (source = "analytic (family)"), else the Richardson values.
+/// The family's hessian() when the family overrides it (analytic) and it
+/// agrees with richardson_hessian to 1e-8 relative; else the Richardson values
+/// (*analytic = false).
 arma::mat checked_hessian(const ExpertFamily& f, const arma::mat& X, const arma::vec& eta,
-                          std::string* source = nullptr, double* accuracy = nullptr);
+                          std::string* source = nullptr, double* accuracy = nullptr, bool* analytic = nullptr);
 
 /// Evaluate a version's set at X (d x N) and, for gate-expert, y (1 x N).
 FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X,
@@ -130,14 +138,18 @@ struct IdentReport {
   std::vector<std::string> names;      // full names of the functions
   arma::vec singular_values;           // of the nonzero, unit-norm columns
   std::size_t n_zero_functions = 0;
-  std::size_t rank = 0;                // threshold rank (decides the verdict)
-  std::size_t rank_gap = 0;            // rank at the largest relative gap (m if no gap > 1e4)
+  std::size_t rank = 0;                // singular values above the exact-relation level (decides)
+  std::size_t rank_threshold = 0;      // singular values above rel_threshold (near relations below)
+  double exact_level = 0;              // absolute exact-relation level
+  std::size_t rank_gap = 0;            // rank at the largest relative gap overall (m if no gap > 1e4)
   double threshold = 0;                // absolute threshold rel_threshold * s_max
   double deciding_gap = 0;             // s_rank / s_(rank+1) (0 when full rank)
   double largest_gap = 0;              // largest s_i / s_(i+1)
   std::string derivatives;
   double derivative_accuracy = 0;
-  std::vector<Relation> relations;     // sparse basis of all linear relations
+  std::vector<std::string> parameters; // "expert j: eta = {...}, nu = ..., beta1 = [...]"
+  std::vector<Relation> relations;     // sparse basis of all exact linear relations
+  std::vector<Relation> near_relations;  // directions with exact level < s <= threshold (ill-conditioning)
   std::vector<std::string> grouped;    // relations grouped over experts ("experts 1, 2: ...")
   bool strongly_identifiable = false;  // no relation
   json to_json() const;

@@ -26,6 +26,7 @@
 //   plot_side_by_side(lin, ffn, "linear-vs-ffn.png", PlotOptions{});
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -75,6 +76,13 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
 /// InvalidArgument for bad input, std::runtime_error if gnuplot is missing or fails.
 void plot_panels(const std::vector<PlotPanel>& panels, const std::string& out_path,
                  const PlotOptions& opt = {});
+
+/// Run gnuplot on script_for(tmp) -- a script that writes its figure to the
+/// path tmp -- and rename the figure into out_path (.png, .svg or .pdf); a
+/// failure leaves no partial file. Shared by every figure of the toolkit.
+void render_gnuplot(const std::function<std::string(const std::string&)>& script_for,
+                    const std::string& out_path, const std::string& gnuplot = "gnuplot",
+                    const std::string& save_script = "");
 
 /// Two panels side by side (e.g. linear vs ffn experts), shared y axis range.
 void plot_side_by_side(const PlotPanel& left, const PlotPanel& right, const std::string& out_path,
