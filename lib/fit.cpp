@@ -8,6 +8,7 @@
 #include <omp.h>
 #endif
 
+#include "moerate/data.hpp"
 #include "moerate/error.hpp"
 #include "moerate/lse.hpp"
 #include "moerate/numerics.hpp"
@@ -40,7 +41,7 @@ InitSpec InitSpec::parse(const std::string& text) {
 
 std::string InitSpec::label() const {
   if (kind == InitKind::near_truth)
-    return "near-truth(s=" + to_text(gate_scale) + "/" + to_text(expert_scale) + ",g=" + to_text(exponent) + ")";
+    return "near-truth(s=" + format_double(gate_scale) + "/" + format_double(expert_scale) + ",g=" + format_double(exponent) + ")";
   return init_kind_name(kind);
 }
 

@@ -440,6 +440,17 @@ void annotate(Relation& rel, const FunctionSet& fs, const IdentSetup* setup) {
     for (const auto& t : rel.terms)
       if (t.column < v.n_elem) v[t.column] = t.coef;
     const double nt = arma::norm(theta), nv = arma::norm(v);
+    if (nt > 0 && nv > 0 && std::abs(arma::dot(theta, v)) / (nt * nv) > 1 - 1e-6) {
+      // Read it with the log-parameter's coefficient 1: the others are then the parameter values.
+      for (std::size_t p = 0; p < pnames.size() && p < v.n_elem; ++p)
+        if (pnames[p] == "log_tau" && v[p] != 0) {
+          const double c0 = v[p];
+          std::vector<std::pair<std::string, double>> tt;
+          for (auto& t : rel.terms) t.coef /= c0, tt.emplace_back(t.name, t.coef);
+          rel.text = relation_text(tt);
+          break;
+        }
+    }
     if (nt > 0 && nv > 0 && std::abs(arma::dot(theta, v)) / (nt * nv) > 1 - 1e-6)
       rel.note = "scale invariance: theta . d/dtheta = 0 (scaling all gate parameters together leaves the gate "
                  "unchanged, e.g. tau d/dtau = -(beta . d/dbeta))";

@@ -254,7 +254,7 @@ inline void run_expert_recovery(const ExpertCase& c) {
   opt.seed = 14;  // seed 14
   opt.init.kind = InitKind::kmeans;
   opt.em.max_iter = 200;
-  opt.em.tol = 1e-7;
+  opt.em.tol = 1e-6;
   FitResult r = fit(X, y, opt);
   GaussianMoE m = r.model;
   m.permute(match_experts(m, truth));
