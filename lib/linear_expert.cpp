@@ -107,7 +107,8 @@ arma::vec LinearExpert::initial(const arma::mat& X, const arma::rowvec& y, const
 }
 
 MOERATE_REGISTER_EXPERT("linear", "linear experts a^T x + b (weighted least squares M-step)",
-                        [](const json&, std::size_t d) -> std::shared_ptr<ExpertFamily> {
+                        [](const json& spec, std::size_t d) -> std::shared_ptr<ExpertFamily> {
+                          check_spec_keys(spec, {}, "linear");
                           return std::make_shared<LinearExpert>(d);
                         });
 
