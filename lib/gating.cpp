@@ -109,6 +109,15 @@ void Gating::init_from_responsibilities(const arma::mat& X, const arma::mat& R) 
   m_step(X, R, opt);
 }
 
+void check_order(const std::vector<std::size_t>& order, std::size_t k, const std::string& fn) {
+  if (order.size() != k) fail(fn, "order length", "must be " + std::to_string(k), order.size());
+  std::vector<bool> seen(k, false);
+  for (auto o : order) {
+    if (o >= k || seen[o]) throw InvalidArgument(fn + ": order must be a permutation of 0.." + std::to_string(k - 1));
+    seen[o] = true;
+  }
+}
+
 std::map<std::string, GatingInfo>& gating_registry() {
   static std::map<std::string, GatingInfo> r;
   return r;

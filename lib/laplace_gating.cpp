@@ -6,19 +6,6 @@
 
 namespace moerate {
 
-namespace {
-
-void check_order(const std::vector<std::size_t>& order, std::size_t k, const std::string& fn) {
-  if (order.size() != k) fail(fn, "order length", "must be " + std::to_string(k), order.size());
-  std::vector<bool> seen(k, false);
-  for (auto o : order) {
-    if (o >= k || seen[o]) throw InvalidArgument(fn + ": order must be a permutation of 0.." + std::to_string(k - 1));
-    seen[o] = true;
-  }
-}
-
-}  // namespace
-
 LaplaceGating::LaplaceGating(std::size_t k, std::size_t d)
     : Gating(k, d), beta0_(k, arma::fill::zeros), w_(d, k, arma::fill::zeros) {}
 

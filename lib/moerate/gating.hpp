@@ -123,6 +123,9 @@ protected:
   std::size_t k_, d_;
 };
 
+/// Throws InvalidArgument unless order is a permutation of 0..k-1 (fn names the caller).
+void check_order(const std::vector<std::size_t>& order, std::size_t k, const std::string& fn);
+
 /// Factory: spec is the "gating" object ({"family": NAME, options...}).
 using GatingFactory =
     std::function<std::unique_ptr<Gating>(const json& spec, std::size_t k, std::size_t d)>;
