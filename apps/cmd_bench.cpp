@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/em.hpp"
-#include "moerate/fit.hpp"
+#include "moerate/estimators/em.hpp"
+#include "moerate/estimators/fit.hpp"
 
 void add_bench_command(CLI::App& app) {
   struct Opts {

@@ -2,8 +2,9 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/inference.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/estimators/inference.hpp"
+#include "moerate/io/files.hpp"
 
 void add_bootstrap_command(CLI::App& app) {
   struct Opts {

@@ -3,9 +3,10 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/fit.hpp"
-#include "moerate/inference.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/estimators/fit.hpp"
+#include "moerate/estimators/inference.hpp"
+#include "moerate/io/files.hpp"
 
 namespace {
 

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/error.hpp"
-#include "moerate/identifiability.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/metrics/identifiability.hpp"
 
 void add_identify_command(CLI::App& app) {
   struct Opts {

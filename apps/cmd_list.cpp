@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/expert_family.hpp"
-#include "moerate/fit.hpp"
-#include "moerate/gating.hpp"
+#include "moerate/model/expert_family.hpp"
+#include "moerate/estimators/fit.hpp"
+#include "moerate/model/gating.hpp"
 
 void add_list_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("list", "List gating families, expert families and estimators");

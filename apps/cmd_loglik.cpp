@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/model.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/model/model.hpp"
 
 void add_loglik_command(CLI::App& app) {
   struct Opts {

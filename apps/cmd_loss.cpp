@@ -5,10 +5,10 @@
 #include <sstream>
 
 #include "cli_common.hpp"
-#include "moerate/distances.hpp"
-#include "moerate/error.hpp"
-#include "moerate/model.hpp"
-#include "moerate/voronoi.hpp"
+#include "moerate/metrics/distances.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/model/model.hpp"
+#include "moerate/metrics/voronoi.hpp"
 
 namespace {
 

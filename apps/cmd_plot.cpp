@@ -5,10 +5,11 @@
 #include <memory>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/error.hpp"
-#include "moerate/plot.hpp"
-#include "moerate/rates.hpp"
+#include "rate_options.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/plot/plot.hpp"
+#include "moerate/studies/rates.hpp"
 
 namespace {
 
@@ -31,23 +32,14 @@ std::pair<double, double> parse_bars(const std::string& text) {
 
 void add_plot_command(CLI::App& app) {
   struct Opts {
-    std::string results, out, title, layout = "overlay", bars = "10-90", gnuplot = "gnuplot",
-                                      save_script, y_label = "loss";
-    std::vector<std::string> metrics, settings, theory;
-    int bootstrap = 2000;
-    double level = 0.95;
-    std::uint64_t seed = 1;
-    bool exclude_capped = false;
-    int width = 0, height = 0, font_size = 0, threads = 0;
+    moerate::cli::RateSelectionOptions sel;
+    std::string out, title, layout = "overlay", bars = "10-90", gnuplot = "gnuplot", save_script, y_label = "loss";
+    int width = 0, height = 0, font_size = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("plot", "Log-log figure of losses against n with fitted rates and theory lines");
-  cmd->add_option("--results", o->results, "Results CSV (from moerate sweep)")->required();
+  moerate::cli::add_rate_selection_options(cmd, o->sel);
   cmd->add_option("--out", o->out, "Figure file: .png, .svg or .pdf")->required();
-  cmd->add_option("--metric", o->metrics, "Metric column(s), e.g. m.loss or loss (default: every m.* column)");
-  cmd->add_option("--theory", o->theory,
-                  "Theory exponent(s) E of n^(-E): one per --metric in order, one for all, or METRIC=E");
-  cmd->add_option("--setting", o->settings, "Setting(s) to draw (default: every setting)");
   cmd->add_option("--title", o->title, "Figure title");
   cmd->add_option("--layout", o->layout,
                   "overlay: every setting in one panel; panels: one panel per setting, side by side")
@@ -56,17 +48,11 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("--bars", o->bars, "Quantile bars around the per-n median: LOW-HIGH percent, or iqr")
       ->capture_default_str();
   cmd->add_option("--ylabel", o->y_label, "Label of the y axis")->capture_default_str();
-  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the confidence band")->capture_default_str();
-  cmd->add_option("--level", o->level, "Confidence level of the band and intervals")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Bootstrap seed (echoed in the output)")->capture_default_str();
-  cmd->add_flag("--exclude-capped", o->exclude_capped,
-                "Exclude rows whose fit hit the iteration cap (default: include them)");
   cmd->add_option("--width", o->width, "Width in pixels (default 1100, or 1000 per panel + 100)");
   cmd->add_option("--height", o->height, "Height in pixels (default 820, or 860 with panels)");
   cmd->add_option("--font-size", o->font_size, "Font size in points (default 18, or 17 with panels)");
   cmd->add_option("--gnuplot", o->gnuplot, "gnuplot program")->capture_default_str();
   cmd->add_option("--save-script", o->save_script, "Also save the gnuplot script (data inline) here");
-  cmd->add_option("--threads", o->threads, "Threads for the bootstrap (0 = all)")->capture_default_str();
   moerate::cli::set_example(cmd,
                             "moerate plot --results sweep.csv --metric beta1 a --theory 1/8 1/4 "
                             "--layout panels --out rates.png");
@@ -74,14 +60,11 @@ void add_plot_command(CLI::App& app) {
   cmd->callback([o]() {
     using namespace moerate;
     using cli::UsageError;
-    if (o->bootstrap < 0) throw UsageError("--bootstrap must be >= 0; got " + std::to_string(o->bootstrap));
-    if (!(o->level > 0 && o->level < 1)) throw UsageError("--level must be in (0, 1); got " + to_text(o->level));
-    if (o->threads < 0) throw UsageError("--threads must be >= 0");
     PlotOptions po;
     po.title = o->title;
     po.y_label = o->y_label;
     std::tie(po.bar_low, po.bar_high) = parse_bars(o->bars);
-    po.exclude_capped = o->exclude_capped;
+    po.exclude_capped = o->sel.exclude_capped;
     po.width = o->width;
     po.height = o->height;
     po.font_size = o->font_size;
@@ -98,31 +81,14 @@ void add_plot_command(CLI::App& app) {
       if (ext != ".png" && ext != ".svg" && ext != ".pdf")
         throw UsageError("--out must end in .png, .svg or .pdf; got '" + o->out + "'");
     }
-    cli::configure_threads(o->threads);
+    const cli::RateSelectionOptions& so = o->sel;
+    const cli::RateSelection sel = cli::select_rates(so);
+    const CsvTable& table = sel.table;
+    const std::vector<std::string>& metrics = sel.metrics;
+    const std::vector<std::string>& settings = sel.settings;
+    const std::map<std::string, double>& theory = sel.theory;
 
-    const CsvTable table = read_csv_table(o->results);
-    std::vector<std::string> metrics;
-    std::map<std::string, double> theory;
-    try {
-      metrics = resolve_metrics(table, o->metrics);
-      theory = parse_theory(o->theory, metrics);
-    } catch (const InvalidArgument& e) {
-      throw UsageError(e.what());
-    }
-    if (metrics.empty()) throw InputError(o->results, 1, 0, "no metric columns (names starting with 'm.')");
-    std::vector<std::string> settings = settings_of(table);
-    if (!o->settings.empty()) {
-      for (const auto& s : o->settings)
-        if (std::find(settings.begin(), settings.end(), s) == settings.end())
-          throw UsageError("--setting '" + s + "' is not in " + o->results);
-      settings = o->settings;
-    }
-
-    RateFitOptions fo;
-    fo.bootstrap = o->bootstrap;
-    fo.level = o->level;
-    fo.seed = o->seed;
-    fo.exclude_capped = o->exclude_capped;
+    RateFitOptions fo = sel.fit;
     fo.window_starts = {0.0};  // the figure needs the full fit only
 
     std::vector<PlotPanel> panels;
@@ -132,7 +98,7 @@ void add_plot_command(CLI::App& app) {
     for (const auto& s : settings) {
       std::vector<std::string> sk;
       PlotPanel p = panel_from_results(table, s, metrics, theory, fo, overlay ? "" : s,
-                                       overlay && several, o->results, &sk);
+                                       overlay && several, so.results, &sk);
       for (const auto& m : sk) skipped.push_back((s.empty() ? "" : s + ": ") + m);
       if (overlay && !panels.empty()) {
         for (auto& ser : p.series) panels.front().series.push_back(std::move(ser));
@@ -147,9 +113,9 @@ void add_plot_command(CLI::App& app) {
 
     plot_panels(panels, o->out, po);
     std::cout << "moerate plot: wrote " << o->out << " (" << panels.size() << " panel"
-              << (panels.size() > 1 ? "s" : "") << "; seed " << o->seed << ", bootstrap " << o->bootstrap
+              << (panels.size() > 1 ? "s" : "") << "; seed " << so.seed << ", bootstrap " << so.bootstrap
               << ", bars " << o->bars << (o->bars == "iqr" ? "" : "%") << " of replicates"
-              << (o->exclude_capped ? ", capped rows excluded" : ", capped rows included") << ")\n";
+              << (so.exclude_capped ? ", capped rows excluded" : ", capped rows included") << ")\n";
     for (const auto& p : panels)
       for (const auto& s : p.series) {
         std::cout << "  " << (p.title.empty() ? "" : p.title + ": ") << s.label;

@@ -5,10 +5,11 @@
 #include <sstream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/error.hpp"
-#include "moerate/model.hpp"
-#include "moerate/numerics.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/model/model.hpp"
+#include "moerate/core/numerics.hpp"
+#include "moerate/io/files.hpp"
 
 namespace {
 

@@ -7,11 +7,13 @@
 #include <sstream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/error.hpp"
-#include "moerate/model.hpp"
-#include "moerate/plot.hpp"
-#include "moerate/rates.hpp"
+#include "rate_options.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/model/model.hpp"
+#include "moerate/plot/plot.hpp"
+#include "moerate/studies/rates.hpp"
+#include "moerate/io/files.hpp"
 
 namespace {
 
@@ -38,78 +40,38 @@ bool all_missing(const moerate::LossTable& t) {
 
 void add_rates_command(CLI::App& app) {
   struct Opts {
-    std::string results, json_out;
-    std::vector<std::string> metrics, settings, theory;
-    int bootstrap = 2000;
-    double level = 0.95;
-    std::uint64_t seed = 1;
-    bool exclude_capped = false, windows = false;
-    int threads = 0;
+    moerate::cli::RateSelectionOptions sel;
+    std::string json_out;
+    bool windows = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "rates", "Fit convergence rates L ~ C n^(-e) per metric, with bootstrap intervals");
-  cmd->add_option("--results", o->results, "Results CSV (from moerate sweep)")->required();
+  moerate::cli::add_rate_selection_options(cmd, o->sel);
   cmd->add_option("--json", o->json_out, "Write the full results (JSON) here");
-  cmd->add_option("--metric", o->metrics, "Metric column(s), e.g. m.loss or loss (default: every m.* column)");
-  cmd->add_option("--setting", o->settings, "Setting(s) to analyse (default: every setting)");
-  cmd->add_option("--theory", o->theory,
-                  "Theoretical exponent(s): METRIC=E, or E per --metric in order, or one E for all "
-                  "(fractions like 1/8 allowed)");
-  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples (replicates resampled within each n)")
-      ->capture_default_str();
-  cmd->add_option("--level", o->level, "Confidence level of the percentile intervals")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Bootstrap seed (echoed in the output)")->capture_default_str();
-  cmd->add_flag("--exclude-capped", o->exclude_capped,
-                "Exclude rows whose fit hit the iteration cap (default: include and count them)");
   cmd->add_flag("--windows", o->windows, "Also print the window-sensitivity table of each fit");
-  cmd->add_option("--threads", o->threads, "Threads for the bootstrap (0 = all; results do not depend on it)")
-      ->capture_default_str();
   moerate::cli::set_example(
       cmd, "moerate rates --results sweep.csv --metric loss beta1 --theory 1/2 1/8 --json rates.json");
 
   cmd->callback([o]() {
     using namespace moerate;
     using cli::UsageError;
-    if (o->bootstrap < 0) throw UsageError("--bootstrap must be >= 0; got " + std::to_string(o->bootstrap));
-    if (!(o->level > 0 && o->level < 1)) throw UsageError("--level must be in (0, 1); got " + to_text(o->level));
-    if (o->threads < 0) throw UsageError("--threads must be >= 0");
-    cli::configure_threads(o->threads);
+    const cli::RateSelectionOptions& so = o->sel;
+    const cli::RateSelection sel = cli::select_rates(so);
+    const CsvTable& table = sel.table;
+    const std::vector<std::string>& metrics = sel.metrics;
+    const std::vector<std::string>& settings = sel.settings;
+    const std::map<std::string, double>& theory = sel.theory;
 
-    const CsvTable table = read_csv_table(o->results);
-    std::vector<std::string> metrics;
-    std::map<std::string, double> theory;
-    try {
-      metrics = resolve_metrics(table, o->metrics);
-      theory = parse_theory(o->theory, metrics);
-    } catch (const InvalidArgument& e) {
-      throw UsageError(e.what());
-    }
-    if (metrics.empty()) throw InputError(o->results, 1, 0, "no metric columns (names starting with 'm.')");
-    std::vector<std::string> settings = settings_of(table);
-    if (!o->settings.empty()) {
-      for (const auto& s : o->settings)
-        if (std::find(settings.begin(), settings.end(), s) == settings.end()) {
-          std::string list;
-          for (const auto& a : settings) list += (list.empty() ? "'" : ", '") + a + "'";
-          throw UsageError("--setting '" + s + "' is not in " + o->results + " (settings: " + list + ")");
-        }
-      settings = o->settings;
-    }
-
-    RateFitOptions fo;
-    fo.bootstrap = o->bootstrap;
-    fo.level = o->level;
-    fo.seed = o->seed;
-    fo.exclude_capped = o->exclude_capped;
+    RateFitOptions fo = sel.fit;
     fo.validate();
 
-    const std::string level_pct = fmt(100 * o->level, 0) + "%";
+    const std::string level_pct = fmt(100 * so.level, 0) + "%";
     const std::string policy =
         std::string("rows with stop_reason failed/non_finite and rows whose loss is empty, nan, <= 0 or "
                     "infinite are excluded and counted; rows with stop_reason max_iter (capped) are ") +
-        (o->exclude_capped ? "excluded (--exclude-capped) and counted" : "included and counted");
-    std::cout << "moerate rates: " << o->results << " (seed " << o->seed << ", bootstrap " << o->bootstrap
+        (so.exclude_capped ? "excluded (--exclude-capped) and counted" : "included and counted");
+    std::cout << "moerate rates: " << so.results << " (seed " << so.seed << ", bootstrap " << so.bootstrap
               << ", " << level_pct << " percentile intervals, replicates resampled within n)\n"
               << "fit: log L = c - e log n, least squares on per-replicate losses\n"
               << "rows: " << policy << "\n"
@@ -119,11 +81,11 @@ void add_rates_command(CLI::App& app) {
     json out;
     out["command"] = "rates";
     out["version"] = MOERATE_VERSION;
-    out["results"] = o->results;
-    out["seed"] = o->seed;
-    out["bootstrap"] = o->bootstrap;
-    out["level"] = o->level;
-    out["exclude_capped"] = o->exclude_capped;
+    out["results"] = so.results;
+    out["seed"] = so.seed;
+    out["bootstrap"] = so.bootstrap;
+    out["level"] = so.level;
+    out["exclude_capped"] = so.exclude_capped;
     out["row_policy"] = policy;
     out["fits"] = json::array();
 
@@ -136,7 +98,7 @@ void add_rates_command(CLI::App& app) {
       std::cout << head.str() << "\n";
       std::vector<std::string> not_applicable;
       for (const auto& metric : metrics) {
-        const LossTable lt = loss_table_from_results(table, metric, setting, o->results);
+        const LossTable lt = loss_table_from_results(table, metric, setting, so.results);
         if (lt.size() == 0 || all_missing(lt)) {
           not_applicable.push_back(metric);
           continue;

@@ -2,8 +2,9 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/data.hpp"
-#include "moerate/model.hpp"
+#include "moerate/io/csv.hpp"
+#include "moerate/model/design.hpp"
+#include "moerate/model/model.hpp"
 
 void add_simulate_command(CLI::App& app) {
   struct Opts {

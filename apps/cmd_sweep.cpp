@@ -3,7 +3,8 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/sweep.hpp"
+#include "moerate/studies/sweep.hpp"
+#include "moerate/io/files.hpp"
 
 void add_sweep_command(CLI::App& app) {
   struct Opts {

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "cli_common.hpp"
-#include "moerate/error.hpp"
+#include "moerate/core/error.hpp"
 
 // One line per subcommand (each defined in apps/cmd_NAME.cpp).
 void add_simulate_command(CLI::App&);

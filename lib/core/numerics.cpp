@@ -1,0 +1,167 @@
+#include "moerate/core/numerics.hpp"
+
+#include <algorithm>
+
+#include "moerate/core/error.hpp"
+#include "moerate/core/rng.hpp"
+
+namespace moerate {
+
+double log_sum_exp(const arma::vec& v) {
+  if (v.is_empty()) return -kInf;
+  const double m = v.max();
+  if (m == -kInf) return -kInf;
+  if (m == kInf) return kInf;
+  if (std::isnan(m)) return m;
+  double s = 0;
+  for (double x : v) s += std::exp(x - m);
+  return m + std::log(s);
+}
+
+double log_sum_exp(double a, double b) {
+  if (a == -kInf) return b;
+  if (b == -kInf) return a;
+  const double m = std::max(a, b);
+  return m + std::log1p(std::exp(-std::abs(a - b)));
+}
+
+arma::rowvec log_sum_exp_cols(const arma::mat& M) {
+  arma::rowvec out(M.n_cols);
+  const std::size_t k = M.n_rows;
+  for (std::size_t i = 0; i < M.n_cols; ++i) {
+    const double* c = M.colptr(i);
+    double m = -kInf;
+    for (std::size_t j = 0; j < k; ++j) m = std::max(m, c[j]);
+    if (m == -kInf || m == kInf || std::isnan(m)) {
+      out[i] = (k == 0) ? -kInf : m;
+      continue;
+    }
+    double s = 0;
+    for (std::size_t j = 0; j < k; ++j) s += std::exp(c[j] - m);
+    out[i] = m + std::log(s);
+  }
+  return out;
+}
+
+void normalise_log_cols(arma::mat& M) {
+  const arma::rowvec l = log_sum_exp_cols(M);
+  for (std::size_t i = 0; i < M.n_cols; ++i) {
+    if (l[i] == -kInf) continue;
+    M.col(i) -= l[i];
+  }
+}
+
+arma::rowvec log_normal_pdf(const arma::rowvec& y, const arma::rowvec& mean, double variance) {
+  const double c = -0.5 * (kLog2Pi + std::log(variance));
+  arma::rowvec r = y - mean;
+  return c - 0.5 * (r % r) / variance;
+}
+
+Activation parse_activation(const std::string& name) {
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "relu") return Activation::relu;
+  throw InvalidArgument("activation: unknown name '" + name +
+                        "'; expected one of sigmoid, tanh, gelu, relu");
+}
+
+std::string activation_name(Activation a) {
+  switch (a) {
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::gelu: return "gelu";
+    case Activation::relu: return "relu";
+  }
+  return "?";
+}
+
+static double sigmoid(double z) {
+  // Stable in both tails.
+  if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
+  const double e = std::exp(z);
+  return e / (1.0 + e);
+}
+
+double activate(Activation a, double z) {
+  switch (a) {
+    case Activation::sigmoid: return sigmoid(z);
+    case Activation::tanh: return std::tanh(z);
+    case Activation::gelu: return z * std_normal_cdf(z);
+    case Activation::relu: return z > 0 ? z : 0.0;
+  }
+  return 0;
+}
+
+double activate_d1(Activation a, double z) {
+  switch (a) {
+    case Activation::sigmoid: {
+      const double s = sigmoid(z);
+      return s * (1 - s);
+    }
+    case Activation::tanh: {
+      const double t = std::tanh(z);
+      return 1 - t * t;
+    }
+    case Activation::gelu: return std_normal_cdf(z) + z * std_normal_pdf(z);
+    case Activation::relu: return z > 0 ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+double activate_d2(Activation a, double z) {
+  switch (a) {
+    case Activation::sigmoid: {
+      const double s = sigmoid(z);
+      return s * (1 - s) * (1 - 2 * s);
+    }
+    case Activation::tanh: {
+      const double t = std::tanh(z);
+      return -2 * t * (1 - t * t);
+    }
+    case Activation::gelu: return std_normal_pdf(z) * (2 - z * z);
+    case Activation::relu: return 0.0;
+  }
+  return 0;
+}
+
+arma::mat activate(Activation a, const arma::mat& z) {
+  arma::mat out(arma::size(z));
+  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate(a, z[i]);
+  return out;
+}
+arma::mat activate_d1(Activation a, const arma::mat& z) {
+  arma::mat out(arma::size(z));
+  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate_d1(a, z[i]);
+  return out;
+}
+arma::mat activate_d2(Activation a, const arma::mat& z) {
+  arma::mat out(arma::size(z));
+  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate_d2(a, z[i]);
+  return out;
+}
+
+std::size_t Rng::categorical_log(const arma::vec& log_w) {
+  const double l = log_sum_exp(log_w);
+  double u = uniform();
+  for (std::size_t j = 0; j < log_w.n_elem; ++j) {
+    u -= std::exp(log_w[j] - l);
+    if (u <= 0) return j;
+  }
+  // Round-off: the last index with positive weight.
+  for (std::size_t j = log_w.n_elem; j-- > 0;)
+    if (log_w[j] > -kInf) return j;
+  return log_w.n_elem - 1;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) fail("quantile", "sample", "must not be empty", 0);
+  if (!(q >= 0 && q <= 1)) fail("quantile", "q", "must be in [0, 1]", q);
+  std::sort(v.begin(), v.end());
+  const double h = (static_cast<double>(v.size()) - 1) * q;
+  const auto lo = static_cast<std::size_t>(std::floor(h));
+  if (lo + 1 >= v.size()) return v.back();
+  return v[lo] + (h - static_cast<double>(lo)) * (v[lo + 1] - v[lo]);
+}
+
+}  // namespace moerate

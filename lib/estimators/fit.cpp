@@ -1,0 +1,408 @@
+#include "moerate/estimators/fit.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "moerate/io/csv.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/estimators/lse.hpp"
+#include "moerate/core/numerics.hpp"
+
+namespace moerate {
+
+std::string init_kind_name(InitKind k) {
+  switch (k) {
+    case InitKind::random: return "random";
+    case InitKind::kmeans: return "kmeans";
+    case InitKind::model: return "model";
+    case InitKind::near_truth: return "near-truth";
+  }
+  return "?";
+}
+
+InitSpec InitSpec::parse(const std::string& text) {
+  InitSpec s;
+  if (text == "random") s.kind = InitKind::random;
+  else if (text == "kmeans") s.kind = InitKind::kmeans;
+  else if (text.rfind("model:", 0) == 0) s.kind = InitKind::model, s.model_path = text.substr(6);
+  else if (text.rfind("near-truth:", 0) == 0) s.kind = InitKind::near_truth, s.model_path = text.substr(11);
+  else if (text == "near-truth") s.kind = InitKind::near_truth;
+  else
+    throw InvalidArgument("init: expected random, kmeans, model:FILE or near-truth:FILE; got '" + text + "'");
+  if ((s.kind == InitKind::model) && s.model_path.empty())
+    throw InvalidArgument("init: model:FILE needs a file name");
+  return s;
+}
+
+std::string InitSpec::label() const {
+  if (kind == InitKind::near_truth)
+    return "near-truth(s=" + format_double(gate_scale) + "/" + format_double(expert_scale) + ",g=" + format_double(exponent) + ")";
+  return init_kind_name(kind);
+}
+
+void FitOptions::validate() const {
+  if (n_experts < 1) fail("fit", "number of experts", "must be >= 1", n_experts);
+  if (n_starts < 1) fail("fit", "number of starts", "must be >= 1", n_starts);
+  if (!estimator_registry().count(estimator))
+    throw InvalidArgument("fit: unknown estimator '" + estimator + "'");
+  if (threads < 0) fail("fit", "threads", "must be >= 0", threads);
+  em.validate();
+}
+
+namespace {
+
+/// Standardised (x, y) as rows (d+1) x n.
+arma::mat standardised_xy(const arma::mat& X, const arma::rowvec& y) {
+  arma::mat Z = arma::join_cols(X, y);
+  for (std::size_t r = 0; r < Z.n_rows; ++r) {
+    const double m = arma::mean(Z.row(r));
+    const double s = Z.n_cols > 1 ? arma::stddev(Z.row(r)) : 1.0;
+    Z.row(r) = (Z.row(r) - m) / (s > 0 ? s : 1.0);
+  }
+  return Z;
+}
+
+/// Hard labels from k-means++ seeding and Lloyd iterations. Written here rather
+/// than taken from arma::kmeans because that uses Armadillo's global RNG:
+/// starts run in parallel and must be reproducible from their own seed.
+std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus) {
+  const std::size_t n = Z.n_cols;
+  arma::mat C(Z.n_rows, k);
+  if (plus_plus) {
+    C.col(0) = Z.col(rng.integer(0, n - 1));
+    arma::rowvec d2(n, arma::fill::value(kInf));
+    for (std::size_t c = 1; c < k; ++c) {
+      for (std::size_t i = 0; i < n; ++i)
+        d2[i] = std::min(d2[i], arma::accu(arma::square(Z.col(i) - C.col(c - 1))));
+      arma::vec logw = arma::log(d2.t() + 1e-300);
+      C.col(c) = Z.col(rng.categorical_log(logw));
+    }
+  } else {
+    for (std::size_t c = 0; c < k; ++c) C.col(c) = Z.col(rng.integer(0, n - 1));
+  }
+  std::vector<std::size_t> lab(n, 0);
+  const int iters = plus_plus ? 50 : 1;
+  for (int it = 0; it < iters; ++it) {
+    bool changed = false;
+    // Squared distances k x n via |z|^2 - 2 c.z + |c|^2.
+    arma::mat D = -2 * C.t() * Z;
+    D.each_col() += arma::sum(arma::square(C), 0).t();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t best = D.col(i).index_min();
+      if (best != lab[i] || it == 0) changed = changed || best != lab[i];
+      lab[i] = best;
+    }
+    arma::mat S(Z.n_rows, k, arma::fill::zeros);
+    arma::vec cnt(k, arma::fill::zeros);
+    for (std::size_t i = 0; i < n; ++i) {
+      S.col(lab[i]) += Z.col(i);
+      cnt[lab[i]] += 1;
+    }
+    for (std::size_t c = 0; c < k; ++c)
+      if (cnt[c] > 0) C.col(c) = S.col(c) / cnt[c];
+      else C.col(c) = Z.col(rng.integer(0, n - 1));  // re-seed an empty cluster
+    if (!changed && it > 0) break;
+  }
+  return lab;
+}
+
+GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                                        const FitOptions& opt, Rng& rng) {
+  const std::size_t k = opt.n_experts, d = X.n_rows;
+  auto gating = make_gating(opt.gating, k, d);
+  auto family = make_expert_family(opt.expert, d);
+  arma::mat eta(family->n_params(), k);
+  arma::vec nu(k);
+  const double var_y = y.n_elem > 1 ? std::max(arma::var(y), 1e-12) : 1.0;
+  for (std::size_t j = 0; j < k; ++j) {
+    arma::rowvec w = R.row(j) + 1e-8;
+    eta.col(j) = family->initial(X, y, w, rng);
+    const arma::rowvec r = y - family->mean(X, eta.col(j));
+    nu[j] = std::max(arma::accu(w % r % r) / arma::accu(w), 1e-3 * var_y);
+  }
+  gating->init_from_responsibilities(X, R);
+  return GaussianMoE(std::move(gating), family, eta, nu);
+}
+
+GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const FitOptions& opt, Rng& rng) {
+  const std::size_t k = opt.n_experts, ks = truth.n_experts();
+  if (k < ks)
+    throw InvalidArgument("near-truth init: the fit has " + std::to_string(k) + " experts but the truth has " +
+                          std::to_string(ks) + " (need k >= k*)");
+  if (truth.gating().family_json() != make_gating(opt.gating, k, truth.dim())->family_json() ||
+      truth.experts().family_json() != make_expert_family(opt.expert, truth.dim())->family_json())
+    throw InvalidArgument("near-truth init: the fitted families must equal the truth's");
+  // Fitted atom i -> true atom i mod k*: every true atom is covered, extra atoms
+  // cycle over them; the weight of a true atom is split equally among its copies.
+  std::vector<std::size_t> assign(k);
+  std::vector<int> copies(ks, 0);
+  for (std::size_t i = 0; i < k; ++i) assign[i] = i % ks, copies[assign[i]]++;
+  const double scale = std::pow(static_cast<double>(X.n_cols), -opt.init.exponent);
+  const double sg = opt.init.gate_scale * scale, se = opt.init.expert_scale * scale;
+  json tj = truth.to_json();
+  json out = tj;
+  out["experts"] = json::array();
+  for (std::size_t i = 0; i < k; ++i) {
+    json e = tj["experts"][assign[i]];
+    json& g = e["gate"];
+    for (auto& [key, val] : g.items()) {
+      if (val.is_number()) {
+        double v = val.get<double>();
+        if (key == "beta0") v -= std::log(static_cast<double>(copies[assign[i]]));
+        val = v + rng.normal(0, sg);
+      } else if (val.is_array()) {
+        for (auto& x : val) x = x.get<double>() + rng.normal(0, sg);
+      }
+    }
+    for (auto& [key, val] : e["expert"].items()) {
+      if (val.is_number()) val = val.get<double>() + rng.normal(0, se);
+      else if (val.is_array())
+        for (auto& x : val) x = x.get<double>() + rng.normal(0, se);
+    }
+    if (e.contains("variance")) e["variance"] = std::abs(e["variance"].get<double>() + rng.normal(0, se)) + 1e-8;
+    out["experts"].push_back(e);
+  }
+  return GaussianMoE::from_json(out, "near-truth start");
+}
+
+}  // namespace
+
+namespace {
+
+GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                        const GaussianMoE* truth) {
+  const std::size_t k = opt.n_experts, n = X.n_cols;
+  if (n < k) throw InvalidArgument("fit: " + std::to_string(k) + " experts need at least as many observations; got n = " + std::to_string(n));
+  switch (opt.init.kind) {
+    case InitKind::model: {
+      GaussianMoE m = GaussianMoE::load(opt.init.model_path);
+      if (m.n_experts() != k || m.dim() != X.n_rows)
+        throw InvalidArgument("init: model file " + opt.init.model_path + " has k = " + std::to_string(m.n_experts()) +
+                              ", d = " + std::to_string(m.dim()) + "; the fit needs k = " + std::to_string(k) +
+                              ", d = " + std::to_string(X.n_rows));
+      return m;
+    }
+    case InitKind::near_truth: {
+      if (!truth) throw InvalidArgument("near-truth init: no true model given");
+      return near_truth_model(*truth, X, opt, rng);
+    }
+    case InitKind::random:
+    case InitKind::kmeans: {
+      const arma::mat Z = standardised_xy(X, y);
+      const auto lab = kmeans_labels(Z, k, rng, opt.init.kind == InitKind::kmeans);
+      arma::mat R(k, n, arma::fill::value(0.05 / k));
+      for (std::size_t i = 0; i < n; ++i) R(lab[i], i) += 0.95;
+      return model_from_responsibilities(X, y, R, opt, rng);
+    }
+  }
+  throw InvalidArgument("fit: unknown initialisation");
+}
+
+}  // namespace
+
+GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                          const GaussianMoE* truth) {
+  GaussianMoE m = start_model(X, y, opt, rng, truth);
+  // Least squares works on the regression model (models.md 5.3): same gating
+  // and eta, noise_variance = RSS/n.
+  if (opt.estimator == "lse") return as_regression_model(m, X, y);
+  return m;
+}
+
+EstimatorRun quasi_newton_run(double objective, int iterations, StopReason stop_reason) {
+  EstimatorRun e;
+  e.objective = objective;
+  e.iterations = iterations;
+  e.stop_reason = stop_reason;
+  e.max_decrease = 0;
+  e.em.stop_reason = stop_reason;
+  e.em.iterations = iterations;
+  e.em.log_likelihood = objective;
+  return e;
+}
+
+std::map<std::string, EstimatorInfo>& estimator_registry() {
+  static std::map<std::string, EstimatorInfo> r;
+  return r;
+}
+
+bool register_estimator(const std::string& name, const std::string& description, EstimatorFn f) {
+  estimator_registry()[name] = EstimatorInfo{name, description, std::move(f)};
+  return true;
+}
+
+MOERATE_REGISTER_ESTIMATOR("em", "maximum likelihood by EM (Newton gate M-step, WLS/LM expert M-step)",
+                           [](GaussianMoE& m, const arma::mat& X, const arma::rowvec& y,
+                              const FitOptions& opt) {
+                             EstimatorRun r;
+                             r.em = run_em(m, X, y, opt.em);
+                             r.objective = r.em.log_likelihood;
+                             r.iterations = r.em.iterations;
+                             r.stop_reason = r.em.stop_reason;
+                             r.max_decrease = r.em.max_decrease;
+                             return r;
+                           });
+
+FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth) {
+  opt.validate();
+  if (X.n_cols != y.n_elem) throw InvalidArgument("fit: X and y have different numbers of observations");
+  if (X.n_cols < opt.n_experts)
+    throw InvalidArgument("fit: k = " + std::to_string(opt.n_experts) + " experts need at least k observations; got n = " +
+                          std::to_string(X.n_cols));
+  std::unique_ptr<GaussianMoE> loaded_truth;
+  if (opt.init.kind == InitKind::near_truth && !truth) {
+    loaded_truth = std::make_unique<GaussianMoE>(GaussianMoE::load(opt.init.model_path));
+    truth = loaded_truth.get();
+  }
+  const auto& est = estimator_registry().at(opt.estimator);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int S = opt.n_starts;
+  std::vector<std::unique_ptr<GaussianMoE>> models(S);
+  std::vector<StartSummary> starts(S);
+  std::vector<EstimatorRun> runs(S);
+  std::vector<std::string> errors(S);
+#ifdef _OPENMP
+  const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
+#endif
+  for (int s = 0; s < S; ++s) {
+    const auto ts = std::chrono::steady_clock::now();
+    try {
+      Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
+      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth));
+      starts[s].index = s;
+      starts[s].init = opt.init.label();
+      starts[s].objective_initial =
+          m->kind() == ModelKind::gaussian ? m->log_likelihood(X, y)
+                                           : -arma::accu(arma::square(y - m->regression_function(X)));
+      runs[s] = est.run(*m, X, y, opt);
+      starts[s].objective = runs[s].objective;
+      starts[s].iterations = runs[s].iterations;
+      starts[s].stop_reason = runs[s].stop_reason;
+      starts[s].max_decrease = runs[s].max_decrease;
+      models[s] = std::move(m);
+    } catch (const std::exception& e) {
+      errors[s] = e.what();
+      starts[s].index = s;
+      starts[s].stop_reason = StopReason::non_finite;
+      starts[s].objective = -kInf;
+    }
+    starts[s].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+  }
+  int best = -1;
+  for (int s = 0; s < S; ++s)
+    if (models[s] && std::isfinite(starts[s].objective) && (best < 0 || starts[s].objective > starts[best].objective))
+      best = s;
+  if (best < 0) {
+    // Every start failed: a configuration error is reported as such.
+    for (const auto& e : errors)
+      if (!e.empty()) throw InvalidArgument(e);
+    throw InvalidArgument("fit: every start failed (non-finite objective)");
+  }
+  FitResult r{*models[best]};
+  r.estimator = opt.estimator;
+  r.n_obs = X.n_cols;
+  r.starts = starts;
+  r.best_start = best;
+  r.iterations = runs[best].iterations;
+  r.stop_reason = runs[best].stop_reason;
+  r.em = runs[best].em;
+  const GaussianMoE& m = r.model;
+  r.rss = arma::accu(arma::square(y - m.regression_function(X)));
+  r.n_params = m.flat_params().n_elem;
+  const double n = static_cast<double>(X.n_cols);
+  if (m.kind() == ModelKind::gaussian) {
+    r.log_likelihood = m.log_likelihood(X, y);
+  } else {
+    r.log_likelihood = -0.5 * n * (std::log(2 * M_PI * r.rss / n) + 1);  // profile Gaussian likelihood
+    r.n_params += 1;
+  }
+  r.aic = 2.0 * r.n_params - 2 * r.log_likelihood;
+  r.bic = std::log(n) * r.n_params - 2 * r.log_likelihood;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+json FitResult::to_json() const {
+  json j = model.to_json();
+  json f;
+  f["estimator"] = estimator;
+  f["log_likelihood"] = log_likelihood;
+  f["n_obs"] = n_obs;
+  f["n_params"] = n_params;
+  f["iterations"] = iterations;
+  f["stop_reason"] = stop_reason_name(stop_reason);
+  f["aic"] = aic;
+  f["bic"] = bic;
+  f["rss"] = rss;
+  f["best_start"] = best_start;
+  f["seconds"] = seconds;
+  f["variance_floor"] = em.variance_floor_abs;
+  f["floored_variances"] = em.floored_variances;
+  f["max_loglik_decrease"] = em.max_decrease;
+  json st = json::array();
+  for (const auto& s : starts)
+    st.push_back({{"start", s.index},
+                  {"init", s.init},
+                  {"objective_initial", std::isfinite(s.objective_initial) ? json(s.objective_initial) : json(nullptr)},
+                  {"objective", std::isfinite(s.objective) ? json(s.objective) : json(nullptr)},
+                  {"iterations", s.iterations},
+                  {"stop_reason", stop_reason_name(s.stop_reason)},
+                  {"max_loglik_decrease", s.max_decrease},
+                  {"seconds", s.seconds}});
+  f["starts"] = st;
+  // Top-level keys promised by the CLI (also inside "fit").
+  j["log_likelihood"] = log_likelihood;
+  j["n_obs"] = n_obs;
+  j["iterations"] = iterations;
+  j["stop_reason"] = stop_reason_name(stop_reason);
+  j["aic"] = aic;
+  j["bic"] = bic;
+  j["fit"] = f;
+  return j;
+}
+
+std::vector<std::size_t> match_experts(const GaussianMoE& fitted, const GaussianMoE& reference) {
+  const std::size_t k = reference.n_experts();
+  if (fitted.n_experts() != k) throw InvalidArgument("match_experts: different numbers of experts");
+  const auto fa = fitted.atoms(), ra = reference.atoms();
+  const auto& fam = fitted.experts();
+  arma::mat cost(k, k);
+  for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < k; ++j) {
+      double best = kInf;
+      for (const auto& e : fam.equivalents(fa[i].eta))
+        best = std::min(best, arma::norm(e - ra[j].eta));
+      const double dl = arma::norm(fa[i].location - ra[j].location);
+      cost(i, j) = std::sqrt(best * best + dl * dl + std::pow(fa[i].nu - ra[j].nu, 2));
+    }
+  std::vector<std::size_t> perm(k);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::vector<std::size_t> best_perm = perm;
+  if (k <= 8) {
+    double best = kInf;
+    do {
+      double c = 0;
+      for (std::size_t j = 0; j < k; ++j) c += cost(perm[j], j);
+      if (c < best) best = c, best_perm = perm;
+    } while (std::next_permutation(perm.begin(), perm.end()));
+  } else {
+    std::vector<bool> used(k, false);
+    for (std::size_t j = 0; j < k; ++j) {
+      std::size_t bi = 0;
+      double bc = kInf;
+      for (std::size_t i = 0; i < k; ++i)
+        if (!used[i] && cost(i, j) < bc) bc = cost(i, j), bi = i;
+      used[bi] = true;
+      best_perm[j] = bi;
+    }
+  }
+  return best_perm;
+}
+
+}  // namespace moerate

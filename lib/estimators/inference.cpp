@@ -1,0 +1,445 @@
+#include "moerate/estimators/inference.hpp"
+
+#include <algorithm>
+#include <boost/math/distributions/normal.hpp>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "moerate/core/error.hpp"
+#include "moerate/estimators/fit.hpp"
+#include "moerate/core/numerics.hpp"
+#include "moerate/core/rng.hpp"
+
+namespace moerate {
+
+namespace {
+
+void check_gaussian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, const std::string& fn) {
+  if (m.kind() != ModelKind::gaussian)
+    throw InvalidArgument(fn + ": standard errors need a Gaussian MoE (kind gaussian); the regression model has no "
+                               "likelihood for its mixing measure");
+  if (X.n_cols != y.n_elem) throw InvalidArgument(fn + ": X and y have different numbers of observations");
+  if (X.n_rows != m.dim()) fail(fn, "dimension of x", "must be " + std::to_string(m.dim()), X.n_rows);
+}
+
+}  // namespace
+
+arma::mat score_obs(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  check_gaussian(m, X, y, "score_obs");
+  const std::size_t n = X.n_cols, k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
+  const arma::mat R = m.responsibilities(X, y);
+  const arma::mat H = m.expert_means(X);
+  arma::mat S(pg + q * k + k, n);
+  if (pg > 0)
+    for (std::size_t i = 0; i < n; ++i) S.col(i).head(pg) = m.gating().log_weights_vjp(X.col(i), R.col(i));
+  for (std::size_t j = 0; j < k; ++j) {
+    const double nu = m.nu()[j];
+    const arma::rowvec r = y - H.row(j);
+    const arma::mat J = m.experts().jacobian(X, m.eta().col(j));  // q x n
+    const arma::rowvec w = R.row(j) % r / nu;
+    S.rows(pg + j * q, pg + j * q + q - 1) = J.each_row() % w;
+    S.row(pg + q * k + j) = R.row(j) % (0.5 * (r % r / nu - 1.0));
+  }
+  return S;
+}
+
+arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  check_gaussian(m, X, y, "score");
+  const std::size_t k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
+  const arma::mat R = m.responsibilities(X, y);
+  const arma::mat H = m.expert_means(X);
+  arma::vec g(pg + q * k + k);
+  if (pg > 0) g.head(pg) = m.gating().log_weights_vjp(X, R);
+  for (std::size_t j = 0; j < k; ++j) {
+    const double nu = m.nu()[j];
+    const arma::rowvec r = y - H.row(j);
+    const arma::mat J = m.experts().jacobian(X, m.eta().col(j));
+    g.subvec(pg + j * q, pg + j * q + q - 1) = J * (R.row(j) % r / nu).t();
+    g[pg + q * k + j] = arma::accu(R.row(j) % (0.5 * (r % r / nu - 1.0)));
+  }
+  return g;
+}
+
+arma::mat score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step) {
+  const arma::vec theta = m.flat_params();
+  const std::size_t p = theta.n_elem;
+  arma::mat H(p, p);
+  GaussianMoE w = m;
+  for (std::size_t a = 0; a < p; ++a) {
+    const double h = rel_step * std::max(1.0, std::abs(theta[a]));
+    arma::vec tp = theta, tm = theta;
+    tp[a] += h;
+    tm[a] -= h;
+    w.set_flat_params(tp);
+    const arma::vec gp = score(w, X, y);
+    w.set_flat_params(tm);
+    const arma::vec gm = score(w, X, y);
+    H.col(a) = (gp - gm) / (2 * h);
+  }
+  return 0.5 * (H + H.t());
+}
+
+arma::mat numerical_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step) {
+  check_gaussian(m, X, y, "numerical_hessian");
+  const arma::vec theta = m.flat_params();
+  const std::size_t p = theta.n_elem;
+  GaussianMoE w = m;
+  auto ll = [&](const arma::vec& t) {
+    w.set_flat_params(t);
+    return w.log_likelihood(X, y);
+  };
+  arma::vec h(p);
+  for (std::size_t a = 0; a < p; ++a) h[a] = rel_step * std::max(1.0, std::abs(theta[a]));
+  const double l0 = ll(theta);
+  arma::mat H(p, p);
+  for (std::size_t a = 0; a < p; ++a) {
+    arma::vec t = theta;
+    t[a] = theta[a] + 2 * h[a];
+    const double lp = ll(t);
+    t[a] = theta[a] - 2 * h[a];
+    const double lm = ll(t);
+    H(a, a) = (lp - 2 * l0 + lm) / (4 * h[a] * h[a]);
+    for (std::size_t b = a + 1; b < p; ++b) {
+      double acc = 0;
+      for (int sa : {1, -1})
+        for (int sb : {1, -1}) {
+          arma::vec u = theta;
+          u[a] += sa * h[a];
+          u[b] += sb * h[b];
+          acc += sa * sb * ll(u);
+        }
+      H(a, b) = H(b, a) = acc / (4 * h[a] * h[b]);
+    }
+  }
+  return H;
+}
+
+double normal_two_sided_quantile(double level) {
+  if (!(level > 0 && level < 1)) fail("normal_two_sided_quantile", "level", "must be in (0, 1)", level);
+  return boost::math::quantile(boost::math::normal_distribution<double>(0.0, 1.0), 0.5 + 0.5 * level);
+}
+
+void SeOptions::validate() const {
+  if (!(level > 0 && level < 1)) fail("SeOptions", "level", "must be in (0, 1)", level);
+  if (!(cond_threshold > 1)) fail("SeOptions", "cond_threshold", "must be > 1", cond_threshold);
+  if (!(rel_step > 0 && rel_step < 0.1)) fail("SeOptions", "rel_step", "must be in (0, 0.1)", rel_step);
+}
+
+namespace {
+
+/// Solve A Z = B with the Cholesky factor L of A (A = L L^T).
+arma::mat chol_solve(const arma::mat& L, const arma::mat& B) {
+  const arma::mat Z = arma::solve(arma::trimatl(L), B);
+  return arma::solve(arma::trimatu(L.t()), Z);
+}
+
+std::string direction_text(const arma::vec& v, const std::vector<std::string>& names) {
+  const double mx = arma::abs(v).max();
+  std::ostringstream os;
+  os << std::setprecision(3);
+  bool first = true;
+  const arma::uvec order = arma::sort_index(arma::abs(v), "descend");
+  for (auto c : order) {
+    if (std::abs(v[c]) < 0.1 * mx) break;
+    const double coef = v[c] / mx;
+    os << (first ? (coef < 0 ? "-" : "") : (coef < 0 ? " - " : " + ")) << std::abs(coef) << "*" << names[c];
+    first = false;
+  }
+  return os.str();
+}
+
+json vec_or_null(const arma::vec& v, std::size_t i) {
+  if (v.n_elem <= i || !std::isfinite(v[i])) return nullptr;
+  return v[i];
+}
+
+}  // namespace
+
+StandardErrors standard_errors(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, const SeOptions& opt) {
+  opt.validate();
+  check_gaussian(m, X, y, "standard_errors");
+  StandardErrors r;
+  r.names = m.flat_names();
+  r.estimate = m.flat_params();
+  r.level = opt.level;
+  r.z = normal_two_sided_quantile(opt.level);
+  r.n_obs = X.n_cols;
+  r.information = -score_hessian(m, X, y, opt.rel_step);
+  arma::vec lambda;
+  arma::mat evec;
+  if (!arma::eig_sym(lambda, evec, r.information)) throw std::runtime_error("standard_errors: eigen-decomposition failed");
+  r.min_eigenvalue = lambda[0];
+  r.condition_number = lambda[0] > 0 ? lambda[lambda.n_elem - 1] / lambda[0] : kInf;
+  r.weakest_direction = direction_text(evec.col(0), r.names);
+  arma::mat L;
+  r.near_singular = !(r.condition_number <= opt.cond_threshold) || !arma::chol(L, r.information, "lower");
+  if (r.near_singular) return r;
+  const std::size_t p = r.estimate.n_elem;
+  r.cov = chol_solve(L, arma::eye(p, p));
+  r.cov = 0.5 * (r.cov + r.cov.t());
+  r.se = arma::sqrt(r.cov.diag());
+  const arma::mat S = score_obs(m, X, y);
+  const arma::mat B = S * S.t();
+  const arma::mat IB = chol_solve(L, B);              // I^-1 B
+  r.cov_sandwich = chol_solve(L, IB.t());            // I^-1 B I^-1
+  r.cov_sandwich = 0.5 * (r.cov_sandwich + r.cov_sandwich.t());
+  r.se_sandwich = arma::sqrt(arma::clamp(r.cov_sandwich.diag(), 0.0, kInf));
+  return r;
+}
+
+json StandardErrors::to_json() const {
+  json j;
+  j["method"] = "observed information: central differences of the analytic score (Hessian of the log-likelihood); "
+                "sandwich I^-1 B I^-1 with B = sum of outer products of per-observation scores";
+  j["parameterisation"] = "flat parameters: gating, expert parameters, log variances";
+  j["level"] = level;
+  j["z"] = z;
+  j["n_obs"] = n_obs;
+  j["condition_number"] = std::isfinite(condition_number) ? json(condition_number) : json("inf");
+  j["min_eigenvalue"] = min_eigenvalue;
+  j["near_singular"] = near_singular;
+  j["weakest_direction"] = weakest_direction;
+  if (near_singular)
+    j["message"] = "the observed information is near singular (condition number above the threshold or not positive "
+                   "definite; typical of over-fitted models): standard errors are not meaningful and are not reported";
+  json ps = json::array();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    json e{{"name", names[i]}, {"estimate", estimate[i]}};
+    e["se"] = vec_or_null(se, i);
+    e["se_sandwich"] = vec_or_null(se_sandwich, i);
+    if (!near_singular) {
+      e["lower"] = estimate[i] - z * se[i];
+      e["upper"] = estimate[i] + z * se[i];
+    } else {
+      e["lower"] = nullptr;
+      e["upper"] = nullptr;
+    }
+    ps.push_back(e);
+  }
+  j["parameters"] = ps;
+  return j;
+}
+
+std::string StandardErrors::table() const {
+  std::ostringstream os;
+  os << std::setprecision(4);
+  if (near_singular) {
+    os << "standard errors: not reported: the observed information is near singular (condition number "
+       << condition_number << ", smallest eigenvalue " << min_eigenvalue << ");\n  weakest direction: "
+       << weakest_direction << "\n";
+    return os.str();
+  }
+  os << "standard errors (observed information; condition number " << condition_number << "), "
+     << 100 * level << "% Wald intervals:\n";
+  std::size_t w = 9;
+  for (const auto& n : names) w = std::max(w, n.size());
+  os << "  " << std::left << std::setw(static_cast<int>(w)) << "parameter" << std::right << std::setw(13) << "estimate"
+     << std::setw(12) << "se" << std::setw(12) << "se(sandw)" << std::setw(13) << "lower" << std::setw(13) << "upper"
+     << "\n";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    os << "  " << std::left << std::setw(static_cast<int>(w)) << names[i] << std::right << std::setw(13) << estimate[i]
+       << std::setw(12) << se[i] << std::setw(12) << se_sandwich[i] << std::setw(13) << estimate[i] - z * se[i]
+       << std::setw(13) << estimate[i] + z * se[i] << "\n";
+  return os.str();
+}
+
+json standard_errors_json(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  return standard_errors(m, X, y).to_json();
+}
+
+// ---------------------------------------------------------------------------
+// Bootstrap
+
+void BootstrapOptions::validate() const {
+  if (replicates < 1) fail("BootstrapOptions", "replicates", "must be >= 1", replicates);
+  if (threads < 0) fail("BootstrapOptions", "threads", "must be >= 0", threads);
+  if (!(level > 0 && level < 1)) fail("BootstrapOptions", "level", "must be in (0, 1)", level);
+  if (kmeans_starts < 0) fail("BootstrapOptions", "kmeans_starts", "must be >= 0", kmeans_starts);
+  if (!estimator_registry().count(estimator))
+    throw InvalidArgument("BootstrapOptions: unknown estimator '" + estimator + "'");
+  em.validate();
+}
+
+namespace {
+
+/// Quantile of sorted values (R type 7), NaN for an empty sample.
+double quantile_sorted(const arma::vec& s, double p) {
+  if (s.is_empty()) return arma::datum::nan;
+  return quantile(arma::conv_to<std::vector<double>>::from(s), p);
+}
+
+double objective(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  if (m.kind() == ModelKind::gaussian) return m.log_likelihood(X, y);
+  return -arma::accu(arma::square(y - m.regression_function(X)));
+}
+
+}  // namespace
+
+BootstrapResult bootstrap(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                          const BootstrapOptions& opt, const std::function<void(int, int)>& progress) {
+  opt.validate();
+  if (X.n_cols != y.n_elem) throw InvalidArgument("bootstrap: X and y have different numbers of observations");
+  if (X.n_rows != model.dim()) fail("bootstrap", "dimension of x", "must be " + std::to_string(model.dim()), X.n_rows);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::size_t n = X.n_cols, k = model.n_experts();
+  BootstrapResult res;
+  res.names = model.flat_names();
+  res.estimate = model.flat_params();
+  res.level = opt.level;
+  res.seed = opt.seed;
+  res.kmeans_starts = opt.kmeans_starts;
+  res.estimator = opt.estimator;
+  const std::size_t p = res.estimate.n_elem;
+  const int B = opt.replicates;
+  res.draws.set_size(B, p);
+  res.draws.fill(arma::datum::nan);
+  res.errors.assign(B, "");
+  res.from_model.assign(B, 0);
+  const auto& est = estimator_registry().at(opt.estimator);
+  FitOptions base;
+  base.n_experts = k;
+  base.gating = model.gating().family_json();
+  base.expert = model.experts().family_json();
+  base.estimator = opt.estimator;
+  base.em = opt.em;
+  base.threads = 1;
+  base.n_starts = std::max(1, opt.kmeans_starts);
+  base.init.kind = InitKind::kmeans;
+  int done = 0;
+#ifdef _OPENMP
+  const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads)
+#endif
+  for (int b = 0; b < B; ++b) {
+    try {
+      Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(b)}));
+      arma::uvec idx(n);
+      for (auto& v : idx) v = rng.integer(0, n - 1);
+      const arma::mat Xb = X.cols(idx);
+      const arma::rowvec yb = y.cols(idx);
+      FitOptions fo = base;
+      fo.seed = derive_seed(opt.seed, {static_cast<std::uint64_t>(b), 1});
+      GaussianMoE best = model;
+      est.run(best, Xb, yb, fo);
+      double best_obj = objective(best, Xb, yb);
+      int from_model = 1;
+      if (!std::isfinite(best_obj)) best_obj = -kInf;
+      if (opt.kmeans_starts > 0) {
+        try {
+          FitResult fr = fit(Xb, yb, fo);
+          const double o = objective(fr.model, Xb, yb);
+          if (std::isfinite(o) && o > best_obj) best = fr.model, best_obj = o, from_model = 0;
+        } catch (const std::exception&) {
+          // k-means starts may fail on a degenerate resample; the model start stands.
+        }
+      }
+      if (!std::isfinite(best_obj)) throw std::runtime_error("non-finite objective");
+      best.permute(match_experts(best, model));
+      // Resolve parameter symmetries (ffn sign flips, unit order) towards the original.
+      const auto& fam = best.experts();
+      for (std::size_t j = 0; j < k; ++j) {
+        arma::vec pick = best.eta().col(j);
+        double dist = arma::norm(pick - model.eta().col(j));
+        for (const auto& e : fam.equivalents(best.eta().col(j)))
+          if (arma::norm(e - model.eta().col(j)) < dist) dist = arma::norm(e - model.eta().col(j)), pick = e;
+        best.eta().col(j) = pick;
+      }
+      res.draws.row(b) = best.flat_params().t();
+      res.from_model[b] = from_model;
+    } catch (const std::exception& e) {
+      res.errors[b] = e.what();
+    }
+#ifdef _OPENMP
+#pragma omp critical(moerate_bootstrap_progress)
+#endif
+    {
+      ++done;
+      if (progress) progress(done, B);
+    }
+  }
+  res.lower.set_size(p);
+  res.upper.set_size(p);
+  res.se.set_size(p);
+  res.mean.set_size(p);
+  std::vector<arma::uword> good;
+  for (int b = 0; b < B; ++b)
+    if (res.errors[b].empty() && res.draws.row(b).is_finite()) good.push_back(b);
+    else ++res.n_failed;
+  const arma::uvec g(good);
+  for (std::size_t c = 0; c < p; ++c) {
+    const arma::vec v = arma::sort(arma::vec(res.draws.col(c)).elem(g));
+    const double a = 0.5 * (1 - opt.level);
+    res.lower[c] = quantile_sorted(v, a);
+    res.upper[c] = quantile_sorted(v, 1 - a);
+    res.mean[c] = v.is_empty() ? arma::datum::nan : arma::mean(v);
+    res.se[c] = v.n_elem > 1 ? arma::stddev(v) : arma::datum::nan;
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+json BootstrapResult::to_json(bool with_draws) const {
+  json j;
+  j["method"] = "nonparametric bootstrap: rows resampled with replacement; each replicate refitted from the given "
+                "model and from k-means starts (best objective kept), relabelled with match_experts; percentile "
+                "intervals";
+  j["replicates"] = draws.n_rows;
+  j["failed"] = n_failed;
+  j["seed"] = seed;
+  j["level"] = level;
+  j["kmeans_starts"] = kmeans_starts;
+  j["estimator"] = estimator;
+  int fm = 0;
+  for (int v : from_model) fm += v;
+  j["kept_model_start"] = fm;
+  j["seconds"] = seconds;
+  json ps = json::array();
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    ps.push_back({{"name", names[c]},
+                  {"estimate", estimate[c]},
+                  {"lower", num(lower[c])},
+                  {"upper", num(upper[c])},
+                  {"se", num(se[c])},
+                  {"mean", num(mean[c])}});
+  }
+  j["parameters"] = ps;
+  if (with_draws) {
+    json d = json::array();
+    for (std::size_t b = 0; b < draws.n_rows; ++b) {
+      json row = json::array();
+      for (std::size_t c = 0; c < draws.n_cols; ++c)
+        row.push_back(std::isfinite(draws(b, c)) ? json(draws(b, c)) : json(nullptr));
+      d.push_back(row);
+    }
+    j["draws"] = d;
+    json errs = json::array();
+    for (std::size_t b = 0; b < errors.size(); ++b)
+      if (!errors[b].empty()) errs.push_back({{"replicate", b}, {"error", errors[b]}});
+    j["errors"] = errs;
+  }
+  return j;
+}
+
+std::string BootstrapResult::table() const {
+  std::ostringstream os;
+  os << std::setprecision(4);
+  os << "bootstrap: " << draws.n_rows << " replicates (" << n_failed << " failed), seed " << seed << ", "
+     << 100 * level << "% percentile intervals:\n";
+  std::size_t w = 9;
+  for (const auto& n : names) w = std::max(w, n.size());
+  os << "  " << std::left << std::setw(static_cast<int>(w)) << "parameter" << std::right << std::setw(13) << "estimate"
+     << std::setw(12) << "boot se" << std::setw(13) << "lower" << std::setw(13) << "upper" << "\n";
+  for (std::size_t c = 0; c < names.size(); ++c)
+    os << "  " << std::left << std::setw(static_cast<int>(w)) << names[c] << std::right << std::setw(13) << estimate[c]
+       << std::setw(12) << se[c] << std::setw(13) << lower[c] << std::setw(13) << upper[c] << "\n";
+  return os.str();
+}
+
+}  // namespace moerate

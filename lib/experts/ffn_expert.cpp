@@ -1,0 +1,308 @@
+#include "moerate/experts/ffn_expert.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "moerate/core/error.hpp"
+#include "moerate/experts/linear_expert.hpp"
+
+namespace moerate {
+
+FfnExpert::FfnExpert(std::size_t d, Activation act, std::size_t units)
+    : ExpertFamily(d), act_(act), units_(units) {
+  if (units < 1) fail("FfnExpert", "number of hidden units", "must be >= 1", units);
+}
+
+json FfnExpert::family_json() const {
+  json j{{"family", "ffn"}, {"activation", activation_name(act_)}};
+  if (units_ > 1) j["units"] = units_;
+  return j;
+}
+
+std::vector<ParamBlock> FfnExpert::blocks() const {
+  if (units_ == 1) return {{"a", 0, d_}, {"b", d_, 1}, {"c", d_ + 1, 1}};
+  std::vector<ParamBlock> b{{"c0", 0, 1}};
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::string s = std::to_string(m + 1);
+    b.push_back({"w" + s, wo(m), d_});
+    b.push_back({"u" + s, wo(m) + d_, 1});
+    b.push_back({"c" + s, wo(m) + d_ + 1, 1});
+  }
+  return b;
+}
+
+arma::rowvec FfnExpert::mean(const arma::mat& X, const arma::vec& eta) const {
+  arma::rowvec h(X.n_cols, arma::fill::value(c0(eta)));
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::size_t o = wo(m);
+    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
+    z += eta[o + d_];
+    h += eta[o + d_ + 1] * activate(act_, z);
+  }
+  return h;
+}
+
+arma::mat FfnExpert::jacobian(const arma::mat& X, const arma::vec& eta) const {
+  arma::mat J(n_params(), X.n_cols);
+  if (units_ > 1) J.row(0).ones();
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::size_t o = wo(m);
+    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
+    z += eta[o + d_];
+    const double c = eta[o + d_ + 1];
+    const arma::rowvec p1 = activate_d1(act_, z);
+    J.rows(o, o + d_ - 1) = X.each_row() % (c * p1);
+    J.row(o + d_) = c * p1;
+    J.row(o + d_ + 1) = activate(act_, z);
+  }
+  return J;
+}
+
+arma::mat FfnExpert::hessian(const arma::mat& X, const arma::vec& eta) const {
+  const std::size_t q = n_params(), n = X.n_cols;
+  // Per unit, with the extended covariate v = (x, 1) and z = w^T x + u:
+  //   d2h/dv_s dv_t = c phi''(z) v_s v_t,   d2h/dv_s dc = phi'(z) v_s,   d2h/dc2 = 0.
+  // Different units (and c0) do not interact.
+  arma::mat V(d_ + 1, n);
+  V.rows(0, d_ - 1) = X;
+  V.row(d_).ones();
+  arma::mat H(q * q, n, arma::fill::zeros);
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::size_t o = wo(m), oc = o + d_ + 1;
+    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
+    z += eta[o + d_];
+    const double c = eta[oc];
+    const arma::rowvec p1 = activate_d1(act_, z), p2 = activate_d2(act_, z);
+    for (std::size_t s = 0; s <= d_; ++s) {
+      for (std::size_t t = 0; t <= d_; ++t) H.row((o + s) * q + o + t) = c * p2 % V.row(s) % V.row(t);
+      H.row((o + s) * q + oc) = p1 % V.row(s);
+      H.row(oc * q + o + s) = p1 % V.row(s);
+    }
+  }
+  return H;
+}
+
+json FfnExpert::to_json(const arma::vec& eta) const {
+  if (units_ == 1)
+    return json{{"a", arma::conv_to<std::vector<double>>::from(eta.head(d_))},
+                {"b", eta[d_]},
+                {"c", eta[d_ + 1]}};
+  json u = json::array();
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::size_t o = wo(m);
+    u.push_back(json{{"w", arma::conv_to<std::vector<double>>::from(eta.subvec(o, o + d_ - 1))},
+                     {"u", eta[o + d_]},
+                     {"c", eta[o + d_ + 1]}});
+  }
+  return json{{"c0", eta[0]}, {"units", u}};
+}
+
+arma::vec FfnExpert::from_json(const json& j, const std::string& where) const {
+  arma::vec eta(n_params());
+  if (units_ == 1) {
+    eta.head(d_) = json_vector(j, "a", d_, where);
+    eta[d_] = json_number(j, "b", where);
+    eta[d_ + 1] = json_number(j, "c", where);
+    return eta;
+  }
+  eta[0] = json_number(j, "c0", where);
+  if (!j.contains("units") || !j["units"].is_array() || j["units"].size() != units_)
+    throw InvalidArgument(where + ".units: expected an array of " + std::to_string(units_) +
+                          " hidden units {\"w\":[..],\"u\":..,\"c\":..} (the family has units=" +
+                          std::to_string(units_) + "); got " + (j.contains("units") ? j["units"].dump() : "nothing"));
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::string wm = where + ".units[" + std::to_string(m) + "]";
+    const json& uj = j["units"][m];
+    const std::size_t o = wo(m);
+    eta.subvec(o, o + d_ - 1) = json_vector(uj, "w", d_, wm);
+    eta[o + d_] = json_number(uj, "u", wm);
+    eta[o + d_ + 1] = json_number(uj, "c", wm);
+  }
+  return eta;
+}
+
+bool FfnExpert::has_sign_symmetry() const {
+  return act_ == Activation::tanh || (act_ == Activation::sigmoid && units_ > 1);
+}
+
+void FfnExpert::flip_unit(arma::vec& eta, std::size_t m) const {
+  const std::size_t o = wo(m), oc = o + d_ + 1;
+  if (act_ == Activation::sigmoid) eta[0] += eta[oc];  // c sig(z) = c - c sig(-z)
+  eta.subvec(o, oc) *= -1.0;
+}
+
+arma::vec FfnExpert::canonical(const arma::vec& eta) const {
+  arma::vec e = eta;
+  for (std::size_t m = 0; m < units_; ++m) {
+    const std::size_t o = wo(m), oc = o + d_ + 1;
+    if (has_sign_symmetry() && e[oc] < 0) flip_unit(e, m);
+    if (act_ == Activation::relu && e[oc] != 0) {
+      const double s = std::abs(e[oc]);  // c relu(z) = (c/s) relu(s z)
+      e.subvec(o, o + d_) *= s;
+      e[oc] /= s;
+    }
+  }
+  if (units_ == 1) return e;
+  // Sort the units by (c, u, w) ascending.
+  std::vector<std::size_t> order(units_);
+  std::iota(order.begin(), order.end(), 0);
+  auto key = [&](std::size_t m) {
+    std::vector<double> k{e[wo(m) + d_ + 1], e[wo(m) + d_]};
+    for (std::size_t s = 0; s < d_; ++s) k.push_back(e[wo(m) + s]);
+    return k;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+  arma::vec out = e;
+  for (std::size_t m = 0; m < units_; ++m) out.subvec(wo(m), wo(m) + d_ + 1) = e.subvec(wo(order[m]), wo(order[m]) + d_ + 1);
+  return out;
+}
+
+std::vector<arma::vec> FfnExpert::equivalents(const arma::vec& eta) const {
+  if (units_ == 1) {
+    if (act_ == Activation::tanh) return {eta, arma::vec(-eta)};
+    return {eta};
+  }
+  if (units_ > 5) {
+    const arma::vec c = canonical(eta);
+    if (arma::approx_equal(c, eta, "absdiff", 0.0)) return {eta};
+    return {eta, c};
+  }
+  std::vector<arma::vec> out;
+  std::vector<std::size_t> perm(units_);
+  std::iota(perm.begin(), perm.end(), 0);
+  const std::size_t n_flips = has_sign_symmetry() ? (std::size_t{1} << units_) : 1;
+  do {
+    arma::vec p = eta;
+    for (std::size_t m = 0; m < units_; ++m) p.subvec(wo(m), wo(m) + d_ + 1) = eta.subvec(wo(perm[m]), wo(perm[m]) + d_ + 1);
+    for (std::size_t mask = 0; mask < n_flips; ++mask) {
+      arma::vec e = p;
+      for (std::size_t m = 0; m < units_; ++m)
+        if (mask & (std::size_t{1} << m)) flip_unit(e, m);
+      out.push_back(std::move(e));
+    }
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  return out;
+}
+
+arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                             Rng& rng) const {
+  if (units_ > 1) return initial_units(X, y, w, rng);
+  // Candidates: the local linearisation of a weighted linear fit (the unit
+  // works in its near-linear range), plus random starts; each refined by LM,
+  // the lowest weighted squared error kept.
+  ExpertMStepOptions opt;
+  opt.lm_steps = 50;
+  std::vector<arma::vec> cands;
+  const arma::vec lin = weighted_least_squares(X, y, w);
+  if (lin.n_elem == d_ + 1 && lin.is_finite()) {
+    const arma::rowvec fit = lin.head(d_).t() * X + lin[d_];
+    const double range = std::max(arma::abs(fit).max(), 1e-3);
+    arma::vec e(d_ + 2);
+    switch (act_) {
+      case Activation::tanh: {
+        const double c = 2 * range;  // z stays in [-0.5, 0.5]
+        e.head(d_ + 1) = lin / c;
+        e[d_ + 1] = c;
+        break;
+      }
+      case Activation::sigmoid: {
+        // c sigmoid(z) ~ c/2 + c z / 4 near 0: match slope and level roughly.
+        const double c = 2 * range;
+        e.head(d_) = 4 * lin.head(d_) / c;
+        e[d_] = 4 * (lin[d_] - c / 2) / c;
+        e[d_ + 1] = c;
+        break;
+      }
+      default: {  // gelu, relu: positive part ~ z for z > 0
+        const double shift = 2 * range;
+        e.head(d_) = lin.head(d_);
+        e[d_] = lin[d_] + shift;
+        e[d_ + 1] = 1.0;
+        break;
+      }
+    }
+    cands.push_back(e);
+  }
+  for (int t = 0; t < 4; ++t) {
+    arma::vec e(d_ + 2);
+    for (auto& v : e) v = rng.normal(0, 1);
+    e[d_ + 1] = rng.normal(0, 1) * std::sqrt(arma::accu(w % y % y) / std::max(arma::accu(w), 1e-300));
+    cands.push_back(e);
+  }
+  return best_refined(X, y, w, std::move(cands), opt, arma::vec(d_ + 2, arma::fill::ones));
+}
+
+arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                                   Rng& rng) const {
+  // M >= 2 units. Candidates, each refined by LM and the lowest weighted
+  // squared error kept: (1) c0 = weighted mean, unit 1 in its near-linear
+  // range carrying a weighted linear fit, the other units small; (2) units
+  // centred at random observations (u_m = -w_m^T x_r) with random slopes of
+  // the scale of the data, c_m of the scale of y.
+  ExpertMStepOptions opt;
+  opt.lm_steps = 30;
+  const double wsum = std::max(arma::accu(w), 1e-300);
+  const double ybar = arma::accu(w % y) / wsum;
+  const double ysd = std::sqrt(std::max(arma::accu(w % arma::square(y - ybar)) / wsum, 1e-12));
+  const arma::vec xsd = arma::stddev(X, 0, 1) + 1e-12;  // d
+  auto random_unit = [&](arma::vec& e, std::size_t m, double c_scale) {
+    const std::size_t o = wo(m);
+    const std::size_t r = rng.integer(0, X.n_cols - 1);
+    for (std::size_t s = 0; s < d_; ++s) e[o + s] = rng.normal(0, 3.0) / xsd[s];
+    e[o + d_] = -arma::dot(e.subvec(o, o + d_ - 1), X.col(r));
+    e[o + d_ + 1] = rng.normal(0, c_scale);
+  };
+  std::vector<arma::vec> cands;
+  const arma::vec lin = weighted_least_squares(X, y, w);
+  if (lin.n_elem == d_ + 1 && lin.is_finite()) {
+    arma::vec e(n_params());
+    const arma::rowvec fit = lin.head(d_).t() * X + lin[d_];
+    const double range = std::max(arma::abs(fit - ybar).max(), 1e-3);
+    const double c = 2 * range;
+    e[0] = ybar;
+    for (std::size_t m = 1; m < units_; ++m) random_unit(e, m, 0.1 * ysd);
+    const std::size_t o = wo(0);
+    e.subvec(o, o + d_ - 1) = lin.head(d_) / c;
+    e[o + d_] = (lin[d_] - ybar) / c;
+    e[o + d_ + 1] = c;
+    if (act_ == Activation::sigmoid) {  // c sig(z) ~ c/2 + c z / 4
+      e.subvec(o, o + d_ - 1) *= 4.0;
+      e[o + d_] *= 4.0;
+      e[0] -= c / 2;
+    } else if (act_ == Activation::gelu || act_ == Activation::relu) {  // positive part ~ z
+      e.subvec(o, o + d_ - 1) = lin.head(d_);
+      e[o + d_] = lin[d_] - ybar + c;
+      e[o + d_ + 1] = 1.0;
+      e[0] = ybar - c;
+    }
+    cands.push_back(e);
+  }
+  for (int t = 0; t < 5; ++t) {
+    arma::vec e(n_params());
+    e[0] = ybar;
+    for (std::size_t m = 0; m < units_; ++m) random_unit(e, m, ysd);
+    cands.push_back(e);
+  }
+  arma::vec fallback(n_params(), arma::fill::ones);
+  fallback[0] = ybar;
+  return best_refined(X, y, w, std::move(cands), opt, std::move(fallback));
+}
+
+MOERATE_REGISTER_EXPERT(
+    "ffn",
+    "feed-forward experts c * phi(a^T x + b); options: activation (first bare value) "
+    "sigmoid|tanh|gelu|relu, units=M for c0 + sum_m c_m phi(w_m^T x + u_m)",
+    [](const json& spec, std::size_t d) -> std::shared_ptr<ExpertFamily> {
+      check_spec_keys(spec, {"activation", "_", "units"}, "ffn");
+      std::string act = "tanh";
+      const char* key = spec.contains("activation") ? "activation" : (spec.contains("_") ? "_" : nullptr);
+      if (key) {
+        if (!spec[key].is_string())
+          throw InvalidArgument("ffn: activation must be one of sigmoid, tanh, gelu, relu; got " + spec[key].dump());
+        act = spec[key].get<std::string>();
+      }
+      const std::size_t units = spec_integer(spec, "units", 1, 1, "ffn");
+      return std::make_shared<FfnExpert>(d, parse_activation(act), units);
+    });
+
+}  // namespace moerate

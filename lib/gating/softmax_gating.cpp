@@ -1,0 +1,235 @@
+#include "moerate/gating/softmax_gating.hpp"
+
+#include "moerate/core/error.hpp"
+#include "moerate/core/numerics.hpp"
+
+namespace moerate {
+
+SoftmaxGating::SoftmaxGating(std::size_t k, std::size_t d)
+    : Gating(k, d), beta0_(k, arma::fill::zeros), beta1_(d, k, arma::fill::zeros) {}
+
+arma::mat SoftmaxGating::log_weights(const arma::mat& X) const {
+  arma::mat S = beta1_.t() * X;  // k x n
+  S.each_col() += beta0_;
+  normalise_log_cols(S);
+  return S;
+}
+
+arma::vec SoftmaxGating::log_weights_vjp(const arma::mat& X, const arma::mat& C) const {
+  const arma::mat P = arma::exp(log_weights(X));
+  const arma::rowvec s = arma::sum(C, 0);
+  arma::mat D = C - P.each_row() % s;          // k x n
+  arma::mat G0 = arma::sum(D, 1);              // k x 1 (beta0)
+  arma::mat G1 = D * X.t();                    // k x d (beta1)
+  arma::vec g(n_params());
+  for (std::size_t j = 0; j + 1 < k_; ++j) {
+    g[j * (d_ + 1)] = G0(j, 0);
+    g.subvec(j * (d_ + 1) + 1, j * (d_ + 1) + d_) = G1.row(j).t();
+  }
+  return g;
+}
+
+arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const {
+  const std::size_t n = X.n_cols, q = d_ + 1;
+  const arma::mat P = arma::exp(log_weights(X));
+  const arma::rowvec s = arma::sum(C, 0);
+  arma::mat V(q, n);
+  V.row(0).ones();
+  V.rows(1, d_) = X;
+  arma::mat H(n_params(), n_params(), arma::fill::zeros);
+  for (std::size_t j = 0; j + 1 < k_; ++j) {
+    for (std::size_t l = j; l + 1 < k_; ++l) {
+      arma::rowvec w = s % P.row(j) % ((j == l ? 1.0 : 0.0) - P.row(l));
+      arma::mat Vw = V.each_row() % w;
+      arma::mat B = -Vw * V.t();
+      H.submat(j * q, l * q, j * q + q - 1, l * q + q - 1) = B;
+      if (l != j) H.submat(l * q, j * q, l * q + q - 1, j * q + q - 1) = B.t();
+    }
+  }
+  return H;
+}
+
+arma::vec SoftmaxGating::params() const {
+  arma::vec t(n_params());
+  for (std::size_t j = 0; j + 1 < k_; ++j) {
+    t[j * (d_ + 1)] = beta0_[j];
+    t.subvec(j * (d_ + 1) + 1, j * (d_ + 1) + d_) = beta1_.col(j);
+  }
+  return t;
+}
+
+void SoftmaxGating::set_params(const arma::vec& theta) {
+  if (theta.n_elem != n_params())
+    fail("SoftmaxGating::set_params", "parameter vector length", "must be " + std::to_string(n_params()),
+         theta.n_elem);
+  if (!theta.is_finite()) throw InvalidArgument("SoftmaxGating::set_params: parameters must be finite");
+  for (std::size_t j = 0; j + 1 < k_; ++j) {
+    beta0_[j] = theta[j * (d_ + 1)];
+    beta1_.col(j) = theta.subvec(j * (d_ + 1) + 1, j * (d_ + 1) + d_);
+  }
+  beta0_[k_ - 1] = 0;
+  beta1_.col(k_ - 1).zeros();
+}
+
+std::vector<std::string> SoftmaxGating::param_names() const {
+  std::vector<std::string> names;
+  for (std::size_t j = 0; j + 1 < k_; ++j) {
+    const std::string e = "expert" + std::to_string(j + 1) + ".";
+    names.push_back(e + "beta0");
+    for (std::size_t u = 0; u < d_; ++u) names.push_back(e + "beta1_" + std::to_string(u + 1));
+  }
+  return names;
+}
+
+namespace {
+
+/// Q = sum_ij R_ij L_ij - ridge/2 |theta|^2 (0 * -inf counts as 0).
+double q_from_log_weights(const arma::mat& R, const arma::mat& L, const arma::vec& theta, double ridge) {
+  double q = 0;
+  const double* r = R.memptr();
+  const double* l = L.memptr();
+  for (std::size_t i = 0; i < L.n_elem; ++i)
+    if (r[i] != 0) q += r[i] * l[i];
+  if (ridge > 0) q -= 0.5 * ridge * arma::dot(theta, theta);
+  return q;
+}
+
+}  // namespace
+
+GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
+                                      const GateMStepOptions& opt) {
+  // Newton/IRLS. Each step reuses the log weights of the accepted point, so a
+  // step costs one evaluation of the gate per trial point plus the Hessian.
+  GateMStepResult res;
+  arma::mat L = log_weights(X);
+  double q = q_from_log_weights(R, L, params(), opt.ridge);
+  res.q_before = res.q_after = q;
+  if (k_ == 1) return res;
+  const std::size_t n = X.n_cols, qd = d_ + 1;
+  const arma::rowvec s = arma::sum(R, 0);
+  arma::mat V(qd, n);
+  V.row(0).ones();
+  V.rows(1, d_) = X;
+  for (int step = 0; step < opt.max_steps; ++step) {
+    const arma::vec theta = params();
+    const arma::mat P = arma::exp(L);
+    // Gradient: sum_i (R_ij - s_i pi_ij) v_i for the free experts j < k.
+    const arma::mat D = R.rows(0, k_ - 2) - P.rows(0, k_ - 2).eval().each_row() % s;
+    const arma::mat G = D * V.t();  // (k-1) x (d+1)
+    arma::vec g = arma::vectorise(G.t());
+    // Negative Hessian blocks sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T.
+    arma::mat Hn(n_params(), n_params());
+    for (std::size_t j = 0; j + 1 < k_; ++j) {
+      for (std::size_t l = j; l + 1 < k_; ++l) {
+        const arma::rowvec w = s % P.row(j) % ((j == l ? 1.0 : 0.0) - P.row(l));
+        const arma::mat B = (V.each_row() % w) * V.t();
+        Hn.submat(j * qd, l * qd, j * qd + qd - 1, l * qd + qd - 1) = B;
+        if (l != j) Hn.submat(l * qd, j * qd, l * qd + qd - 1, j * qd + qd - 1) = B.t();
+      }
+    }
+    if (opt.ridge > 0) {
+      g -= opt.ridge * theta;
+      Hn.diag() += opt.ridge;
+    }
+    // Newton direction by Cholesky, with jitter if the Hessian is singular
+    // (separable data or an empty component); gradient direction as a last resort.
+    arma::mat C;
+    double jitter = 0;
+    const double scale = std::max(1e-300, arma::mean(Hn.diag()));
+    bool factored = false;
+    while (!(factored = arma::chol(C, Hn + jitter * arma::eye(arma::size(Hn)), "lower"))) {
+      jitter = (jitter == 0) ? 1e-10 * scale : jitter * 10;
+      if (jitter > 1e6 * scale) break;
+    }
+    arma::vec delta = g;
+    if (factored) delta = arma::solve(arma::trimatu(C.t()), arma::solve(arma::trimatl(C), g));
+    // Newton decrement: the predicted increase g^T delta / 2. Below tol (relative
+    // to |Q|) the optimum is reached; trying the step would only meet round-off.
+    if (factored && 0.5 * arma::dot(g, delta) <= opt.tol * std::max(1.0, std::abs(q))) break;
+    // Step halving until Q does not decrease.
+    bool accepted = false;
+    double t = 1.0;
+    for (int h = 0; h < opt.max_halvings; ++h, t *= 0.5) {
+      const arma::vec cand = theta + t * delta;
+      if (!cand.is_finite()) continue;
+      set_params(cand);
+      arma::mat Lc = log_weights(X);
+      const double qc = q_from_log_weights(R, Lc, cand, opt.ridge);
+      if (std::isfinite(qc) && qc >= q) {
+        const double rel = (qc - q) / std::max(1.0, std::abs(q));
+        q = qc;
+        L = std::move(Lc);
+        res.steps++;
+        accepted = true;
+        if (rel < opt.tol) step = opt.max_steps;  // converged
+        break;
+      }
+    }
+    if (!accepted) {
+      set_params(theta);
+      break;
+    }
+  }
+  res.q_after = q;
+  return res;
+}
+
+json SoftmaxGating::gate_json(std::size_t i) const {
+  return json{{"beta0", beta0_[i]}, {"beta1", arma::conv_to<std::vector<double>>::from(beta1_.col(i))}};
+}
+
+static double finite_number(const json& j, const std::string& where) {
+  if (!j.is_number()) throw InvalidArgument(where + ": expected a number; got " + j.dump());
+  const double v = j.get<double>();
+  if (!std::isfinite(v)) throw InvalidArgument(where + ": must be finite; got " + j.dump());
+  return v;
+}
+
+void SoftmaxGating::set_gate_json(std::size_t i, const json& gate, const std::string& where) {
+  if (!gate.is_object()) throw InvalidArgument(where + ": expected an object {\"beta0\", \"beta1\"}");
+  if (!gate.contains("beta0")) throw InvalidArgument(where + ": missing \"beta0\"");
+  if (!gate.contains("beta1")) throw InvalidArgument(where + ": missing \"beta1\"");
+  beta0_[i] = finite_number(gate["beta0"], where + ".beta0");
+  const json& b1 = gate["beta1"];
+  if (!b1.is_array() || b1.size() != d_)
+    throw InvalidArgument(where + ".beta1: expected an array of " + std::to_string(d_) +
+                          " numbers (the data dimension); got " + b1.dump());
+  for (std::size_t u = 0; u < d_; ++u)
+    beta1_(u, i) = finite_number(b1[u], where + ".beta1[" + std::to_string(u) + "]");
+}
+
+void SoftmaxGating::normalise() {
+  const double r0 = beta0_[k_ - 1];
+  const arma::vec r1 = beta1_.col(k_ - 1);
+  beta0_ -= r0;
+  beta1_.each_col() -= r1;
+}
+
+void SoftmaxGating::permute(const std::vector<std::size_t>& order) {
+  if (order.size() != k_) throw InvalidArgument("SoftmaxGating::permute: wrong order length");
+  arma::vec b0(k_);
+  arma::mat b1(d_, k_);
+  for (std::size_t i = 0; i < k_; ++i) {
+    b0[i] = beta0_[order[i]];
+    b1.col(i) = beta1_.col(order[i]);
+  }
+  beta0_ = b0;
+  beta1_ = b1;
+  normalise();
+}
+
+void SoftmaxGating::translate(double t0, const arma::vec& t1) {
+  beta0_ += t0;
+  beta1_.each_col() += t1;
+}
+
+MOERATE_REGISTER_GATING("softmax",
+                        "softmax gate Softmax(beta1^T x + beta0), last expert the reference",
+                        [](const json& spec, std::size_t k, std::size_t d) -> std::unique_ptr<Gating> {
+                          for (const auto& [key, v] : spec.items())
+                            if (key != "family")
+                              throw InvalidArgument("softmax: unknown option '" + key + "' (softmax has no options)");
+                          return std::make_unique<SoftmaxGating>(k, d);
+                        });
+
+}  // namespace moerate

@@ -1,0 +1,263 @@
+#include "moerate/model/model.hpp"
+
+#include "moerate/io/files.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "moerate/core/error.hpp"
+#include "moerate/core/numerics.hpp"
+
+namespace moerate {
+
+GaussianMoE::GaussianMoE(std::unique_ptr<Gating> gating, std::shared_ptr<const ExpertFamily> experts,
+                         arma::mat eta, arma::vec nu, ModelKind kind)
+    : gating_(std::move(gating)), experts_(std::move(experts)), eta_(std::move(eta)),
+      nu_(std::move(nu)), kind_(kind) {
+  validate();
+}
+
+GaussianMoE::GaussianMoE(const GaussianMoE& o)
+    : gating_(o.gating_->clone()), experts_(o.experts_), eta_(o.eta_), nu_(o.nu_), kind_(o.kind_),
+      noise_variance_(o.noise_variance_) {}
+
+GaussianMoE& GaussianMoE::operator=(const GaussianMoE& o) {
+  if (this != &o) {
+    gating_ = o.gating_->clone();
+    experts_ = o.experts_;
+    eta_ = o.eta_;
+    nu_ = o.nu_;
+    kind_ = o.kind_;
+    noise_variance_ = o.noise_variance_;
+  }
+  return *this;
+}
+
+void GaussianMoE::validate() const {
+  const std::string fn = "GaussianMoE";
+  if (!gating_ || !experts_) throw InvalidArgument(fn + ": gating and expert family are required");
+  if (gating_->dim() != experts_->dim())
+    fail(fn, "expert family dimension", "must equal the gating dimension " + std::to_string(gating_->dim()),
+         experts_->dim());
+  const std::size_t k = gating_->n_experts();
+  if (eta_.n_rows != experts_->n_params() || eta_.n_cols != k)
+    throw InvalidArgument(fn + ": eta must be " + std::to_string(experts_->n_params()) + " x " +
+                          std::to_string(k) + "; got " + std::to_string(eta_.n_rows) + " x " +
+                          std::to_string(eta_.n_cols));
+  for (std::size_t j = 0; j < k; ++j)
+    experts_->validate(eta_.col(j), fn + ": expert " + std::to_string(j + 1));
+  if (kind_ == ModelKind::gaussian) {
+    if (nu_.n_elem != k) fail(fn, "number of variances", "must equal " + std::to_string(k), nu_.n_elem);
+    for (std::size_t j = 0; j < k; ++j)
+      check_positive(fn, "variance of expert " + std::to_string(j + 1), nu_[j]);
+  }
+}
+
+void GaussianMoE::set_noise_variance(double v) {
+  if (!(v >= 0) || !std::isfinite(v)) fail("GaussianMoE", "noise variance", "must be >= 0", v);
+  noise_variance_ = v;
+}
+
+arma::mat GaussianMoE::expert_means(const arma::mat& X) const {
+  arma::mat M(n_experts(), X.n_cols);
+  for (std::size_t j = 0; j < n_experts(); ++j) M.row(j) = experts_->mean(X, eta_.col(j));
+  return M;
+}
+
+arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) const {
+  arma::mat L = gating_->log_weights(X);
+  const arma::mat H = expert_means(X);
+  for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += log_normal_pdf(y, H.row(j), nu_[j]);
+  return L;
+}
+
+arma::rowvec GaussianMoE::log_likelihood_obs(const arma::mat& X, const arma::rowvec& y) const {
+  return log_sum_exp_cols(log_joint(X, y));
+}
+
+double GaussianMoE::log_likelihood(const arma::mat& X, const arma::rowvec& y) const {
+  return arma::accu(log_likelihood_obs(X, y));
+}
+
+arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& y) const {
+  arma::mat L = log_joint(X, y);
+  normalise_log_cols(L);
+  return arma::exp(L);
+}
+
+arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
+  const arma::mat P = arma::exp(gating_->log_weights(X));
+  return arma::sum(P % expert_means(X), 0);
+}
+
+arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
+  if (kind_ == ModelKind::regression) return arma::rowvec(X.n_cols, arma::fill::value(noise_variance_));
+  const arma::mat P = arma::exp(gating_->log_weights(X));
+  const arma::mat H = expert_means(X);
+  const arma::rowvec m = arma::sum(P % H, 0);
+  arma::mat second = H % H;
+  second.each_col() += nu_;
+  return arma::sum(P % second, 0) - m % m;
+}
+
+arma::rowvec GaussianMoE::simulate(const arma::mat& X, Rng& rng) const {
+  const std::size_t n = X.n_cols;
+  arma::rowvec y(n);
+  if (kind_ == ModelKind::regression) {
+    const arma::rowvec f = regression_function(X);
+    const double sd = std::sqrt(noise_variance_);
+    for (std::size_t i = 0; i < n; ++i) y[i] = f[i] + sd * rng.normal();
+    return y;
+  }
+  const arma::mat L = gating_->log_weights(X);
+  const arma::mat H = expert_means(X);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t j = rng.categorical_log(L.col(i));
+    y[i] = H(j, i) + std::sqrt(nu_[j]) * rng.normal();
+  }
+  return y;
+}
+
+arma::vec GaussianMoE::flat_params() const {
+  const arma::vec g = gating_->params();
+  const arma::vec e = arma::vectorise(eta_);
+  if (kind_ == ModelKind::regression) return arma::join_cols(g, e);
+  return arma::join_cols(g, e, arma::log(nu_));
+}
+
+void GaussianMoE::set_flat_params(const arma::vec& theta) {
+  const std::size_t pg = gating_->n_params(), pe = eta_.n_elem;
+  const std::size_t total = pg + pe + (kind_ == ModelKind::gaussian ? n_experts() : 0);
+  if (theta.n_elem != total)
+    fail("GaussianMoE::set_flat_params", "vector length", "must be " + std::to_string(total), theta.n_elem);
+  gating_->set_params(theta.head(pg));
+  eta_ = arma::reshape(theta.subvec(pg, pg + pe - 1), eta_.n_rows, eta_.n_cols);
+  if (kind_ == ModelKind::gaussian) nu_ = arma::exp(theta.tail(n_experts()));
+}
+
+std::vector<std::string> GaussianMoE::flat_names() const {
+  std::vector<std::string> names = gating_->param_names();
+  const auto en = experts_->param_names();
+  for (std::size_t j = 0; j < n_experts(); ++j)
+    for (const auto& s : en) names.push_back("expert" + std::to_string(j + 1) + "." + s);
+  if (kind_ == ModelKind::gaussian)
+    for (std::size_t j = 0; j < n_experts(); ++j)
+      names.push_back("expert" + std::to_string(j + 1) + ".log_variance");
+  return names;
+}
+
+std::vector<Atom> GaussianMoE::atoms() const {
+  std::vector<Atom> out(n_experts());
+  for (std::size_t j = 0; j < n_experts(); ++j) {
+    out[j].beta0 = gating_->atom_log_weight(j);
+    out[j].location = gating_->atom_location(j);
+    out[j].eta = eta_.col(j);
+    out[j].nu = kind_ == ModelKind::gaussian ? nu_[j] : 0.0;
+  }
+  return out;
+}
+
+void GaussianMoE::permute(const std::vector<std::size_t>& order) {
+  gating_->permute(order);
+  arma::mat e(arma::size(eta_));
+  arma::vec v(nu_.n_elem);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    e.col(i) = eta_.col(order[i]);
+    if (!nu_.is_empty()) v[i] = nu_[order[i]];
+  }
+  eta_ = e;
+  if (!nu_.is_empty()) nu_ = v;
+}
+
+json GaussianMoE::to_json() const {
+  json j;
+  j["model"] = kind_ == ModelKind::gaussian ? "gaussian" : "regression";
+  j["gating"] = gating_->family_json();
+  j["expert_family"] = experts_->family_json();
+  json ex = json::array();
+  for (std::size_t i = 0; i < n_experts(); ++i) {
+    json e;
+    e["gate"] = gating_->gate_json(i);
+    e["expert"] = experts_->to_json(eta_.col(i));
+    if (kind_ == ModelKind::gaussian) e["variance"] = nu_[i];
+    ex.push_back(e);
+  }
+  j["experts"] = ex;
+  const json extra = gating_->extra_json();
+  if (!extra.empty()) j["gating_state"] = extra;
+  if (kind_ == ModelKind::regression) j["noise_variance"] = noise_variance_;
+  return j;
+}
+
+GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
+  auto err = [&](const std::string& msg) { return InputError(source, 0, 0, msg); };
+  try {
+    if (!j.is_object()) throw err("a model file must be a JSON object");
+    ModelKind kind = ModelKind::gaussian;
+    if (j.contains("model")) {
+      const std::string m = j["model"].is_string() ? j["model"].get<std::string>() : "";
+      if (m == "gaussian") kind = ModelKind::gaussian;
+      else if (m == "regression") kind = ModelKind::regression;
+      else throw err("\"model\" must be \"gaussian\" or \"regression\"; got " + j["model"].dump());
+    }
+    for (const char* key : {"gating", "expert_family", "experts"})
+      if (!j.contains(key)) throw err(std::string("missing required key \"") + key + "\"");
+    const json& ex = j["experts"];
+    if (!ex.is_array() || ex.empty()) throw err("\"experts\" must be a non-empty array");
+    const std::size_t k = ex.size();
+    // The dimension comes from the first expert's gate (beta1 or w) or expert a.
+    std::size_t d = 0;
+    const json& g0 = ex[0].contains("gate") ? ex[0]["gate"] : json();
+    for (const char* key : {"beta1", "w"})
+      if (g0.is_object() && g0.contains(key) && g0[key].is_array()) d = g0[key].size();
+    if (d == 0 && ex[0].contains("expert") && ex[0]["expert"].contains("a") && ex[0]["expert"]["a"].is_array())
+      d = ex[0]["expert"]["a"].size();
+    if (d == 0) throw err("experts[0]: cannot tell the covariate dimension (no gate beta1/w array)");
+    auto gating = make_gating(j["gating"], k, d);
+    auto family = make_expert_family(j["expert_family"], d);
+    if (kind == ModelKind::gaussian && gating->regression_only())
+      throw err("gating '" + gating->family() + "' is only allowed in the regression model (\"model\": \"regression\")");
+    if (j.contains("gating_state")) gating->set_extra_json(j["gating_state"], "gating_state");
+    arma::mat eta(family->n_params(), k);
+    arma::vec nu(k, arma::fill::ones);
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::string where = "experts[" + std::to_string(i) + "]";
+      const json& e = ex[i];
+      if (!e.is_object()) throw err(where + ": expected an object");
+      if (!e.contains("gate")) throw err(where + ": missing \"gate\"");
+      if (!e.contains("expert")) throw err(where + ": missing \"expert\"");
+      gating->set_gate_json(i, e["gate"], where + ".gate");
+      eta.col(i) = family->from_json(e["expert"], where + ".expert");
+      if (kind == ModelKind::gaussian) {
+        if (!e.contains("variance")) throw err(where + ": missing \"variance\"");
+        if (!e["variance"].is_number()) throw err(where + ".variance: expected a number; got " + e["variance"].dump());
+        nu[i] = e["variance"].get<double>();
+        if (!(nu[i] > 0) || !std::isfinite(nu[i]))
+          throw err(where + ".variance: must be a finite variance > 0; got " + e["variance"].dump());
+      }
+    }
+    gating->normalise();
+    GaussianMoE m(std::move(gating), std::move(family), eta, nu, kind);
+    if (kind == ModelKind::regression) {
+      double nv = 0;
+      if (j.contains("noise_variance")) {
+        if (!j["noise_variance"].is_number()) throw err("\"noise_variance\" must be a number");
+        nv = j["noise_variance"].get<double>();
+      }
+      m.set_noise_variance(nv);
+    }
+    return m;
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw err(e.what());
+  }
+}
+
+GaussianMoE GaussianMoE::load(const std::string& path) { return from_json(read_json_file(path), path); }
+
+}  // namespace moerate

@@ -1,0 +1,61 @@
+// moerate/core/numerics.hpp -- log-space kernels used everywhere.
+//
+//   log_sum_exp(v)       = log sum_i exp(v_i), shifted by the max; -inf for an
+//                          empty or all -inf input (never NaN), +inf if any +inf.
+//   log_sum_exp_cols(M)  = row vector of log_sum_exp over each column of M
+//                          (M is k x n: experts by observations).
+//   log_normal_pdf(y, m, nu) = -0.5 (log(2 pi nu) + (y - m)^2 / nu), nu a VARIANCE.
+//   Activations phi and their first two derivatives (gelu is exact: z Phi(z)).
+//
+//   arma::mat L = ...;                       // k x n log joint densities
+//   arma::rowvec ll = log_sum_exp_cols(L);   // per-observation log-likelihood
+#pragma once
+
+#include <armadillo>
+#include <vector>
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace moerate {
+
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+double log_sum_exp(const arma::vec& v);
+double log_sum_exp(double a, double b);
+arma::rowvec log_sum_exp_cols(const arma::mat& M);
+
+/// Subtract each column's log_sum_exp (normalise log weights per observation).
+/// A column that is all -inf stays all -inf.
+void normalise_log_cols(arma::mat& M);
+
+inline double log_normal_pdf(double y, double mean, double variance) {
+  const double r = y - mean;
+  return -0.5 * (kLog2Pi + std::log(variance) + r * r / variance);
+}
+/// Element-wise log N(y; mean, variance) for a row of means.
+arma::rowvec log_normal_pdf(const arma::rowvec& y, const arma::rowvec& mean, double variance);
+
+/// Standard normal CDF Phi and density phi (via erfc: accurate in the tails).
+inline double std_normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+inline double std_normal_pdf(double z) { return std::exp(-0.5 * z * z - 0.5 * kLog2Pi); }
+
+enum class Activation { sigmoid, tanh, gelu, relu };
+
+Activation parse_activation(const std::string& name);  // throws InvalidArgument
+std::string activation_name(Activation a);
+
+/// phi(z), phi'(z), phi''(z), element-wise. relu: derivative 1{z>0}, second 0.
+arma::mat activate(Activation a, const arma::mat& z);
+arma::mat activate_d1(Activation a, const arma::mat& z);
+arma::mat activate_d2(Activation a, const arma::mat& z);
+double activate(Activation a, double z);
+double activate_d1(Activation a, double z);
+double activate_d2(Activation a, double z);
+
+/// Quantile q in [0, 1] of a sample, linear interpolation between order statistics
+/// (R type 7); throws InvalidArgument on an empty sample.
+double quantile(std::vector<double> v, double q);
+
+}  // namespace moerate

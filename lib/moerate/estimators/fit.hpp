@@ -1,0 +1,126 @@
+// moerate/estimators/fit.hpp -- initialisations, restarts and the estimator driver.
+//
+// fit() runs n_starts starts of an estimator (EM by default) and keeps the one
+// with the best objective (log-likelihood; for least squares, minus the
+// residual sum of squares), reporting every start. Starts run in parallel
+// (OpenMP) with seeds derived from (seed, start index): the result does not
+// depend on the thread count.
+//
+// Initialisations (models.md section 5.1):
+//   random      responsibilities drawn at random (Dirichlet-like), then one M-step
+//   kmeans      k-means++ on standardised (x, y); hard responsibilities, one M-step
+//   model       the parameters of a model file
+//   near-truth  each fitted atom assigned to a true atom (every true atom covered),
+//               perturbed by N(0, (s n^-g)^2) with s = 0.005 for gates, 0.05 for
+//               experts and g = 0.083 (the literature's schedule; it depends on n
+//               and on the truth: labelled as such in every output)
+//
+//   FitOptions o;  o.n_experts = 2;  o.n_starts = 10;  o.seed = 1;
+//   FitResult r = fit(D.X, D.y, o);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moerate/estimators/em.hpp"
+#include "moerate/model/model.hpp"
+
+namespace moerate {
+
+enum class InitKind { random, kmeans, model, near_truth };
+std::string init_kind_name(InitKind k);
+
+struct InitSpec {
+  InitKind kind = InitKind::kmeans;       // a start that does not use the truth
+  std::string model_path;                 // for model / near-truth (the truth's file)
+  double gate_scale = 0.005;              // near-truth: literature value
+  double expert_scale = 0.05;             // near-truth: literature value
+  double exponent = 0.083;                // near-truth: noise s * n^(-g), literature g
+  /// Parse "random" | "kmeans" | "model:PATH" | "near-truth:PATH".
+  static InitSpec parse(const std::string& text);
+  std::string label() const;              // e.g. "near-truth(s=0.005/0.05,g=0.083)"
+};
+
+struct FitOptions {
+  std::size_t n_experts = 2;
+  json gating = json{{"family", "softmax"}};
+  json expert = json{{"family", "linear"}};
+  std::string estimator = "em";           // em | mle | lse (see estimator registry)
+  int n_starts = 10;                      // restarts; the best objective is kept
+  InitSpec init{};
+  std::uint64_t seed = 1;
+  EMOptions em{};
+  int threads = 0;                        // 0 = OpenMP default; results do not depend on it
+  void validate() const;
+};
+
+struct StartSummary {
+  int index = 0;
+  std::string init;
+  double objective_initial = 0;   // log-likelihood (or -RSS) at the start
+  double objective = 0;           // at the end
+  int iterations = 0;
+  StopReason stop_reason = StopReason::not_run;
+  double seconds = 0;
+  double max_decrease = 0;        // EM monotonicity check
+};
+
+struct FitResult {
+  GaussianMoE model;
+  std::string estimator;
+  double log_likelihood = 0;      // total (gaussian kind); for lse: -0.5 n log(RSS/n) profile
+  double rss = 0;                 // residual sum of squares of the regression function
+  std::size_t n_obs = 0;
+  std::size_t n_params = 0;       // free parameters
+  double aic = 0, bic = 0;
+  int iterations = 0;
+  StopReason stop_reason = StopReason::not_run;
+  std::vector<StartSummary> starts;
+  int best_start = 0;
+  double seconds = 0;
+  EMResult em;                    // the best start's EM details (trace, floor)
+  json to_json() const;           // the model file plus fit information
+};
+
+/// Starting model for one start (family objects from opt, data-driven values).
+GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
+                          Rng& rng, const GaussianMoE* truth);
+
+/// Multi-start fit; `truth` is needed for near-truth starts (else loaded from init.model_path).
+FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
+              const GaussianMoE* truth = nullptr);
+
+/// One estimator run from a given start (model updated in place).
+struct EstimatorRun {
+  double objective = 0;
+  int iterations = 0;
+  StopReason stop_reason = StopReason::not_run;
+  double max_decrease = 0;
+  EMResult em;
+};
+/// The record of a quasi-Newton estimator (mle, lse) that maximised `objective`:
+/// no EM trace; the Wolfe line search accepts only improving steps, so
+/// max_decrease = 0.
+EstimatorRun quasi_newton_run(double objective, int iterations, StopReason stop_reason);
+using EstimatorFn = std::function<EstimatorRun(GaussianMoE&, const arma::mat&, const arma::rowvec&,
+                                               const FitOptions&)>;
+struct EstimatorInfo {
+  std::string name, description;
+  EstimatorFn run;
+};
+std::map<std::string, EstimatorInfo>& estimator_registry();
+bool register_estimator(const std::string& name, const std::string& description, EstimatorFn f);
+#define MOERATE_REGISTER_ESTIMATOR(NAME, DESCRIPTION, FN) \
+  static const bool MOERATE_CONCAT(moerate_estimator_reg_, __LINE__) = \
+      ::moerate::register_estimator(NAME, DESCRIPTION, FN)
+
+/// Match fitted experts to reference experts (min total distance over
+/// permutations for k <= 8, greedy otherwise) on (location, eta, nu); returns
+/// order with fitted expert order[j] matched to reference j (k_fit == k_ref).
+std::vector<std::size_t> match_experts(const GaussianMoE& fitted, const GaussianMoE& reference);
+
+}  // namespace moerate

@@ -1,0 +1,116 @@
+// moerate/estimators/inference.hpp -- standard errors, sandwich and bootstrap intervals.
+//
+// Parameters are GaussianMoE::flat_params(): [gating params, eta_1..eta_k,
+// log nu_1..k] (models.md section 2; the softmax reference expert is not free).
+//
+// Per-observation score of l_i = log p(y_i | x_i) (analytic), with R the
+// posterior responsibilities R_ij = pi_j N_ij / p_i:
+//   gating      d l_i / d theta = log_weights_vjp(x_i, R_.i)
+//   expert j    R_ij (y_i - h_ij) / nu_j * J_j(x_i)          (J = dh/deta)
+//   log nu_j    R_ij * 0.5 * ((y_i - h_ij)^2 / nu_j - 1)
+// Observed information I = -d2 l / dtheta2 by central differences of the
+// analytic total score (symmetrised); numerical_hessian() differentiates l
+// twice numerically (a cross-check for tests).
+// Standard errors: sqrt(diag(I^-1)) from a Cholesky factor of I (no explicit
+// inverse); sandwich I^-1 B I^-1 with B = sum_i s_i s_i^T. When I is not
+// positive definite or cond(I) > cond_threshold (over-fitted or
+// near-singular fits) no standard errors are reported, only the condition
+// number and the weakest parameter direction.
+//
+// Bootstrap: resample rows with replacement; refit each replicate from the
+// given model and from k-means starts (the best log-likelihood is kept);
+// relabel to the original with match_experts; percentile intervals per named
+// parameter. Replicate b uses seed derive_seed(seed, {b}): results do not
+// depend on the thread count.
+//
+//   StandardErrors se = standard_errors(fit.model, D.X, D.y);
+//   BootstrapResult b = bootstrap(fit.model, D.X, D.y, BootstrapOptions{.replicates = 200});
+#pragma once
+
+#include <armadillo>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moerate/estimators/em.hpp"
+#include "moerate/model/model.hpp"
+
+namespace moerate {
+
+/// Per-observation analytic scores of log p(y_i | x_i): p x n (gaussian kind).
+arma::mat score_obs(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
+/// Total analytic score (p), computed without per-observation gating calls.
+arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
+/// Hessian of the log-likelihood by central differences of the analytic score
+/// (step rel_step * max(1, |theta_p|)), symmetrised.
+arma::mat score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step = 1e-5);
+/// Fully numerical Hessian of the log-likelihood (second differences of l; tests only).
+arma::mat numerical_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step = 1e-4);
+
+/// Two-sided standard normal quantile for a confidence level (0.95 -> 1.959964).
+double normal_two_sided_quantile(double level);
+
+struct SeOptions {
+  double level = 0.95;             // Wald interval level
+  double cond_threshold = 1e10;    // above this the information is reported as near singular
+  double rel_step = 1e-5;          // score differencing step (relative)
+  void validate() const;
+};
+
+struct StandardErrors {
+  std::vector<std::string> names;
+  arma::vec estimate;
+  arma::vec se;                    // observed information (empty when near singular)
+  arma::vec se_sandwich;           // I^-1 B I^-1 (empty when near singular)
+  arma::mat cov, cov_sandwich;
+  arma::mat information;           // observed information I (p x p)
+  double condition_number = 0;     // lambda_max / lambda_min of I (inf if not positive definite)
+  double min_eigenvalue = 0;
+  bool near_singular = false;
+  std::string weakest_direction;   // the eigenvector of the smallest eigenvalue, in names
+  double level = 0.95, z = 0;
+  std::size_t n_obs = 0;
+  json to_json() const;
+  std::string table() const;       // human table (or the near-singular message)
+};
+
+StandardErrors standard_errors(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y,
+                               const SeOptions& opt = {});
+/// The "standard_errors" object added by `moerate fit --se`.
+json standard_errors_json(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
+
+struct BootstrapOptions {
+  int replicates = 200;            // number of bootstrap samples
+  std::uint64_t seed = 1;
+  int threads = 0;                 // 0 = OpenMP default; results do not depend on it
+  double level = 0.95;             // percentile interval level
+  int kmeans_starts = 2;           // k-means starts per replicate besides the model start
+  std::string estimator = "em";    // estimator registry name
+  EMOptions em{};                  // estimator options
+  void validate() const;
+};
+
+struct BootstrapResult {
+  std::vector<std::string> names;
+  arma::vec estimate;              // the original model's parameters
+  arma::mat draws;                 // replicates x p (NaN rows for failed replicates)
+  std::vector<std::string> errors; // per replicate ("" when it succeeded)
+  std::vector<int> from_model;     // 1 when the kept refit started from the model
+  arma::vec lower, upper, se, mean;
+  int n_failed = 0;
+  double level = 0.95;
+  std::uint64_t seed = 1;
+  int kmeans_starts = 0;
+  std::string estimator;
+  double seconds = 0;
+  json to_json(bool with_draws = true) const;
+  std::string table() const;
+};
+
+/// progress(done, total) is called (serialised) after each replicate.
+BootstrapResult bootstrap(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                          const BootstrapOptions& opt,
+                          const std::function<void(int, int)>& progress = {});
+
+}  // namespace moerate

@@ -1,0 +1,142 @@
+// moerate/model/expert_family.hpp -- the interface every expert family implements.
+//
+// An expert family is the mean function h(x; eta) of models.md section 4 for a
+// fixed covariate dimension d. It is stateless apart from its options (d,
+// activation, units, degree): the parameters eta of each expert are a flat
+// vector of length n_params(), in the order of blocks() (named blocks such as
+// "a" (d values), "b", "c"; Voronoi losses report one term per block).
+//
+//   mean(X, eta)          1 x n, h(x_i; eta)
+//   jacobian(X, eta)      q x n, dh/deta_u at each x_i (analytic)
+//   hessian_vec(...)      optional second derivatives (identifiability)
+//   m_step(X, y, w, eta)  lower S(eta) = sum_i w_i (y_i - h(x_i; eta))^2; never
+//                         raises it. Linear families solve it in closed form
+//                         (weighted least squares by QR); the default is a few
+//                         Levenberg-Marquardt steps accepted only if S decreases.
+//
+//   auto f = moerate::make_expert_family(json{{"family","ffn"},{"activation","tanh"}}, 1);
+//   arma::rowvec h = f->mean(X, eta);
+#pragma once
+
+#include <armadillo>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "moerate/core/rng.hpp"
+
+#ifndef MOERATE_CONCAT
+#define MOERATE_CONCAT2(a, b) a##b
+#define MOERATE_CONCAT(a, b) MOERATE_CONCAT2(a, b)
+#endif
+
+namespace moerate {
+
+using json = nlohmann::json;
+
+struct ParamBlock {
+  std::string name;    // "a", "b", "c", "w1", ...
+  std::size_t offset;  // first index in eta
+  std::size_t size;    // number of entries
+};
+
+struct ExpertMStepOptions {
+  int lm_steps = 5;        // Levenberg-Marquardt steps per M-step (generalised EM)
+  double lm_lambda0 = 1e-3;  // initial damping, relative to the mean diagonal of J^T W J
+  int lm_max_tries = 30;   // damping increases (x10) before a step is given up
+  void validate() const;
+};
+
+struct ExpertMStepResult {
+  double sse_before = 0, sse_after = 0;  // weighted sums of squares (after <= before)
+  int accepted_steps = 0;
+};
+
+class ExpertFamily {
+public:
+  explicit ExpertFamily(std::size_t dim) : d_(dim) {}
+  virtual ~ExpertFamily() = default;
+  std::size_t dim() const { return d_; }
+
+  virtual std::string family() const = 0;
+  /// The "expert_family" object of the model file ({"family":..., options}).
+  virtual json family_json() const = 0;
+  virtual std::string description() const = 0;
+
+  virtual std::size_t n_params() const = 0;
+  virtual std::vector<ParamBlock> blocks() const = 0;
+  /// Scalar names in eta order: "a_1", ..., "b" (derived from blocks()).
+  std::vector<std::string> param_names() const;
+  /// True when h is linear in eta (closed-form M-step, e.g. linear experts).
+  virtual bool linear_in_params() const { return false; }
+
+  virtual arma::rowvec mean(const arma::mat& X, const arma::vec& eta) const = 0;
+  virtual arma::mat jacobian(const arma::mat& X, const arma::vec& eta) const = 0;
+  /// d^2 h / (d eta_u d eta_v) at every x: returns a q*q x n matrix, row u*q+v.
+  /// Default: central differences of jacobian() (accuracy ~1e-7 relative).
+  virtual arma::mat hessian(const arma::mat& X, const arma::vec& eta) const;
+
+  virtual ExpertMStepResult m_step(const arma::mat& X, const arma::rowvec& y,
+                                   const arma::rowvec& w, arma::vec& eta,
+                                   const ExpertMStepOptions& opt) const;
+
+  /// Model-file object of one expert, e.g. {"a":[..],"b":..}.
+  virtual json to_json(const arma::vec& eta) const = 0;
+  /// Parse and validate; `where` names the object in errors ("experts[0].expert").
+  virtual arma::vec from_json(const json& j, const std::string& where) const = 0;
+  /// Throws InvalidArgument if eta is not a valid parameter (e.g. ffn a = 0 is allowed
+  /// numerically but flagged by identifiability only; default checks size and finiteness).
+  virtual void validate(const arma::vec& eta, const std::string& where) const;
+  /// A canonical representative of eta's equivalence class (ffn: hidden units
+  /// sorted, odd-activation sign flips resolved). Default: eta itself.
+  virtual arma::vec canonical(const arma::vec& eta) const { return eta; }
+  /// All parameter vectors that give the same function as eta (ffn symmetries);
+  /// used by matching and losses (take the nearest). Default: {eta}.
+  virtual std::vector<arma::vec> equivalents(const arma::vec& eta) const { return {eta}; }
+  /// A start value fitted to weighted data (used by initialisations).
+  /// Default: random small eta refined by m_step.
+  virtual arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                            Rng& rng) const;
+
+  /// Weighted squared error sum_i w_i (y_i - h(x_i; eta))^2.
+  double weighted_sse(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                      const arma::vec& eta) const;
+
+protected:
+  /// For initial(): refines each candidate by m_step(opt) and returns the one
+  /// with the smallest weighted squared error (the first on ties), or
+  /// `fallback` when none is finite.
+  arma::vec best_refined(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                         std::vector<arma::vec> candidates, const ExpertMStepOptions& opt,
+                         arma::vec fallback) const;
+
+  std::size_t d_;
+};
+
+using ExpertFactory = std::function<std::shared_ptr<ExpertFamily>(const json& spec, std::size_t d)>;
+struct ExpertInfo {
+  std::string name, description;
+  ExpertFactory make;
+};
+std::map<std::string, ExpertInfo>& expert_registry();
+bool register_expert(const std::string& name, const std::string& description, ExpertFactory f);
+std::shared_ptr<ExpertFamily> make_expert_family(const json& spec, std::size_t d);
+
+/// Option helpers for family factories (spec = the "expert_family" object or the
+/// parsed CLI form, e.g. {"family":"ffn","_":"tanh","units":3}).
+/// An integer option >= min_value (fallback when absent); throws InvalidArgument
+/// "<family>: option <key> must be an integer >= <min>; got <value>".
+std::size_t spec_integer(const json& spec, const std::string& key, std::size_t fallback,
+                         std::size_t min_value, const std::string& family);
+/// Throws InvalidArgument naming the first key of spec (other than "family")
+/// that is not in `allowed` (catches typos such as "ffn:tanh,unit=3").
+void check_spec_keys(const json& spec, const std::vector<std::string>& allowed, const std::string& family);
+
+#define MOERATE_REGISTER_EXPERT(NAME, DESCRIPTION, FACTORY) \
+  static const bool MOERATE_CONCAT(moerate_expert_reg_, __LINE__) = \
+      ::moerate::register_expert(NAME, DESCRIPTION, FACTORY)
+
+}  // namespace moerate

@@ -1,0 +1,435 @@
+#include "moerate/studies/sweep.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "moerate/io/csv.hpp"
+#include "moerate/model/design.hpp"
+#include "moerate/metrics/distances.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/io/files.hpp"
+
+namespace moerate {
+
+std::vector<std::size_t> log_grid(std::size_t lo, std::size_t hi, std::size_t count) {
+  if (lo < 1 || hi < lo) throw InvalidArgument("log_grid: need 1 <= min <= max; got " + std::to_string(lo) + ", " + std::to_string(hi));
+  if (count < 1) throw InvalidArgument("log_grid: count must be >= 1");
+  std::vector<std::size_t> g;
+  for (std::size_t i = 0; i < count; ++i) {
+    const double t = count == 1 ? 0.0 : double(i) / double(count - 1);
+    const auto v = static_cast<std::size_t>(std::llround(std::exp(std::log(double(lo)) + t * (std::log(double(hi)) - std::log(double(lo))))));
+    if (g.empty() || v > g.back()) g.push_back(v);
+  }
+  return g;
+}
+
+void SweepOptions::validate() const {
+  if (threads < 0) fail("sweep", "threads", "must be >= 0", threads);
+  if (n_shards < 1) fail("sweep", "number of shards", "must be >= 1", n_shards);
+  if (shard >= n_shards) fail("sweep", "shard index", "must be < number of shards " + std::to_string(n_shards), shard);
+}
+
+namespace {
+
+GaussianMoE load_truth(const json& spec, const std::string& base_dir, const std::string& where) {
+  if (spec.is_string()) {
+    std::filesystem::path p(spec.get<std::string>());
+    if (p.is_relative() && !std::filesystem::exists(p) && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+    return GaussianMoE::load(p.string());
+  }
+  if (spec.is_object()) return GaussianMoE::from_json(spec, where);
+  throw InvalidArgument(where + ": a truth is a model-file path or an inline model object");
+}
+
+template <class T>
+T get_or(const json& j, const char* key, T def, const std::string& where) {
+  if (!j.contains(key)) return def;
+  try {
+    return j[key].get<T>();
+  } catch (const std::exception&) {
+    throw InvalidArgument(where + "." + key + ": wrong type; got " + j[key].dump());
+  }
+}
+
+}  // namespace
+
+Study Study::from_json(const json& j, const std::string& source_name) {
+  auto err = [&](const std::string& m) { return InputError(source_name, 0, 0, m); };
+  try {
+    if (!j.is_object()) throw err("a study file must be a JSON object");
+    Study s;
+    s.source = j;
+    s.name = get_or<std::string>(j, "name", "study", "study");
+    const std::string base = std::filesystem::path(source_name).has_parent_path()
+                                 ? std::filesystem::path(source_name).parent_path().string()
+                                 : std::string();
+    // Truths: "truth" (one) or "truths" {name: model}.
+    std::map<std::string, std::size_t> truth_ix;
+    if (j.contains("truths")) {
+      if (!j["truths"].is_object() || j["truths"].empty()) throw err("\"truths\" must be a non-empty object {name: model}");
+      for (const auto& [name, spec] : j["truths"].items()) {
+        truth_ix[name] = s.truths.size();
+        s.truths.push_back(load_truth(spec, base, "truths." + name));
+        s.truth_names.push_back(name);
+      }
+    } else if (j.contains("truth")) {
+      s.truths.push_back(load_truth(j["truth"], base, "truth"));
+      s.truth_names.push_back("truth");
+      truth_ix["truth"] = 0;
+    } else {
+      throw err("missing \"truth\" (a model file or object) or \"truths\"");
+    }
+    s.design = get_or<std::string>(j, "design", s.design, "study");
+    // Sample sizes.
+    if (!j.contains("n")) throw err("missing \"n\": {\"min\", \"max\", \"count\"} or {\"values\": [...]}");
+    const json& n = j["n"];
+    if (n.is_object() && n.contains("values")) {
+      for (const auto& v : n["values"]) {
+        if (!v.is_number_integer() || v.get<long long>() < 2) throw err("n.values: sizes must be integers >= 2; got " + v.dump());
+        s.n_grid.push_back(v.get<std::size_t>());
+      }
+      std::sort(s.n_grid.begin(), s.n_grid.end());
+      s.n_grid.erase(std::unique(s.n_grid.begin(), s.n_grid.end()), s.n_grid.end());
+    } else if (n.is_object()) {
+      const auto lo = get_or<std::size_t>(n, "min", 100, "n"), hi = get_or<std::size_t>(n, "max", 10000, "n");
+      const auto count = get_or<std::size_t>(n, "count", 10, "n");
+      const std::string spacing = get_or<std::string>(n, "spacing", "log", "n");
+      if (lo < 2) throw err("n.min must be >= 2");
+      if (spacing == "log") {
+        s.n_grid = log_grid(lo, hi, count);
+      } else if (spacing == "linear") {
+        for (std::size_t i = 0; i < count; ++i)
+          s.n_grid.push_back(count == 1 ? lo : lo + (hi - lo) * i / (count - 1));
+        s.n_grid.erase(std::unique(s.n_grid.begin(), s.n_grid.end()), s.n_grid.end());
+      } else {
+        throw err("n.spacing must be \"log\" (default) or \"linear\"");
+      }
+    } else {
+      throw err("\"n\" must be an object");
+    }
+    if (s.n_grid.empty()) throw err("the n grid is empty");
+    s.replications = get_or<int>(j, "replications", 10, "study");
+    if (s.replications < 1) throw err("\"replications\" must be >= 1");
+    s.seed = get_or<std::uint64_t>(j, "seed", 1, "study");
+    s.distances = get_or<bool>(j, "distances", false, "study");
+    s.distance_mc = get_or<std::size_t>(j, "distance_mc", 500, "study");
+    if (j.contains("rbar")) {
+      if (!j["rbar"].is_object()) throw err("\"rbar\" must be an object {\"4\": 8, ...}");
+      for (const auto& [m, r] : j["rbar"].items()) s.voronoi.rbar[std::stoi(m)] = r.get<double>();
+    }
+    s.voronoi.infimum_translation = get_or<std::string>(j, "translation", "default", "study") == "infimum";
+    s.voronoi.validate();
+    if (!j.contains("settings") || !j["settings"].is_array() || j["settings"].empty())
+      throw err("missing \"settings\": a non-empty array of fit settings");
+    std::set<std::string> labels;
+    for (std::size_t i = 0; i < j["settings"].size(); ++i) {
+      const json& f = j["settings"][i];
+      const std::string where = "settings[" + std::to_string(i) + "]";
+      if (!f.is_object()) throw err(where + ": expected an object");
+      StudySetting st;
+      const std::string tname = get_or<std::string>(f, "truth", s.truth_names[0], where);
+      if (!truth_ix.count(tname)) throw err(where + ".truth: no truth named '" + tname + "'");
+      st.truth_index = truth_ix[tname];
+      const GaussianMoE& truth = s.truths[st.truth_index];
+      auto family = [&](const char* key, const json& def) {
+        if (!f.contains(key)) return def;
+        if (f[key].is_string()) return parse_family_spec(f[key].get<std::string>());
+        return f[key];
+      };
+      st.fit.n_experts = get_or<std::size_t>(f, "k", truth.n_experts(), where);
+      st.fit.expert = family("expert", truth.experts().family_json());
+      st.fit.gating = family("gating", truth.gating().family_json());
+      st.fit.estimator = get_or<std::string>(f, "estimator", "em", where);
+      st.fit.init = InitSpec::parse(get_or<std::string>(f, "init", "kmeans", where) == "near-truth"
+                                        ? std::string("near-truth")
+                                        : get_or<std::string>(f, "init", "kmeans", where));
+      if (f.contains("near_truth")) {
+        const json& nt = f["near_truth"];
+        st.fit.init.gate_scale = get_or<double>(nt, "gate_scale", st.fit.init.gate_scale, where + ".near_truth");
+        st.fit.init.expert_scale = get_or<double>(nt, "expert_scale", st.fit.init.expert_scale, where + ".near_truth");
+        st.fit.init.exponent = get_or<double>(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
+      }
+      st.fit.n_starts = get_or<int>(f, "starts", 1, where);
+      st.fit.em.max_iter = get_or<int>(f, "max_iter", 1000, where);
+      st.fit.em.tol = get_or<double>(f, "tol", 1e-6, where);
+      st.fit.em.gate.ridge = get_or<double>(f, "ridge", 0.0, where);
+      st.fit.threads = 1;  // parallelism is over tasks
+      st.label = get_or<std::string>(f, "label",
+                                     tname + " " + st.fit.expert.value("family", "?") + " k=" + std::to_string(st.fit.n_experts),
+                                     where);
+      if (!labels.insert(st.label).second) throw err(where + ".label: duplicate label '" + st.label + "'");
+      st.fit.validate();
+      make_gating(st.fit.gating, st.fit.n_experts, truth.dim());
+      make_expert_family(st.fit.expert, truth.dim());
+      s.settings.push_back(st);
+    }
+    return s;
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw err(e.what());
+  }
+}
+
+namespace {
+
+const std::vector<std::string> kFixedColumns = {"setting", "n", "rep", "k", "seed", "estimator", "init",
+                                                "stop_reason", "iterations", "log_likelihood", "seconds"};
+
+struct TaskId {
+  std::size_t n_index, rep, setting;
+};
+
+/// Metric names of a setting: from the loss of a near-truth model (the set of
+/// names depends only on the truth, k and the families).
+std::vector<std::string> metric_names(const Study& s, const StudySetting& st) {
+  const GaussianMoE& truth = s.truths[st.truth_index];
+  FitOptions fo = st.fit;
+  fo.init.kind = InitKind::near_truth;
+  Rng rng(1);
+  const std::size_t m = fo.n_experts;
+  arma::mat X(truth.dim(), m, arma::fill::zeros);
+  const GaussianMoE probe = initial_model(X, arma::rowvec(m, arma::fill::zeros), fo, rng, &truth);
+  const VoronoiLoss L = voronoi_loss(truth, probe, s.voronoi);
+  std::vector<std::string> names = {"loss"};
+  for (const auto& [k, v] : L.terms) names.push_back(k);
+  if (s.distances) names.insert(names.end(), {"hellinger", "tv", "l2"});
+  return names;
+}
+
+std::string task_key(const std::string& setting, const std::string& n, const std::string& rep) {
+  return setting + '\x1f' + n + '\x1f' + rep;
+}
+
+/// Drop a trailing partial line (a run killed mid-write), atomically.
+void repair_partial_tail(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.empty() || text.back() == '\n') return;
+  const auto pos = text.find_last_of('\n');
+  text = pos == std::string::npos ? std::string() : text.substr(0, pos + 1);
+  write_file_atomic(path, text);
+}
+
+void write_sorted(const std::string& path, const std::vector<std::string>& header,
+                  std::vector<std::vector<std::string>> rows, const std::vector<std::string>& setting_order) {
+  std::map<std::string, std::size_t> order;
+  for (std::size_t i = 0; i < setting_order.size(); ++i) order[setting_order[i]] = i;
+  auto rank = [&](const std::string& s) { return order.count(s) ? order[s] : order.size(); };
+  std::stable_sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
+    const auto ra = rank(a[0]), rb = rank(b[0]);
+    if (ra != rb) return ra < rb;
+    if (a[0] != b[0]) return a[0] < b[0];
+    const long long na = std::stoll(a[1]), nb = std::stoll(b[1]);
+    if (na != nb) return na < nb;
+    return std::stoll(a[2]) < std::stoll(b[2]);
+  });
+  std::ostringstream out;
+  for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << csv_field(header[c]);
+  out << '\n';
+  for (const auto& r : rows) {
+    for (std::size_t c = 0; c < r.size(); ++c) out << (c ? "," : "") << csv_field(r[c]);
+    out << '\n';
+  }
+  write_file_atomic(path, out.str());
+}
+
+std::string fmt_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) % 3600) / 60);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<std::string> results_header(const Study& s) {
+  std::vector<std::string> h = kFixedColumns;
+  std::set<std::string> seen;
+  for (const auto& st : s.settings)
+    for (const auto& m : metric_names(s, st))
+      if (seen.insert(m).second) h.push_back("m." + m);
+  return h;
+}
+
+SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOptions& opt) {
+  opt.validate();
+  namespace fs = std::filesystem;
+  const auto header = results_header(s);
+  std::map<std::string, std::size_t> col;
+  for (std::size_t c = 0; c < header.size(); ++c) col[header[c]] = c;
+  std::vector<std::string> setting_order;
+  for (const auto& st : s.settings) setting_order.push_back(st.label);
+
+  // Existing results.
+  std::set<std::string> done;
+  std::vector<std::vector<std::string>> kept_rows;
+  if (fs::exists(out_csv)) {
+    if (!opt.resume)
+      throw InputError(out_csv, 0, 0, "results file exists; use --resume to continue it, or choose another --out");
+    repair_partial_tail(out_csv);
+    if (fs::file_size(out_csv) > 0) {
+      const CsvTable t = read_csv_table(out_csv);
+      if (t.header != header)
+        throw InputError(out_csv, 1, 0, "results file has a different header (another study?); cannot resume it");
+      for (const auto& r : t.rows) {
+        done.insert(task_key(r[0], r[1], r[2]));
+        kept_rows.push_back(r);
+      }
+    }
+  }
+  // Task list (this shard's).
+  std::vector<TaskId> tasks;
+  std::size_t index = 0, skipped = 0;
+  for (std::size_t a = 0; a < s.settings.size(); ++a)
+    for (std::size_t ni = 0; ni < s.n_grid.size(); ++ni)
+      for (int rep = 0; rep < s.replications; ++rep, ++index) {
+        if (index % opt.n_shards != opt.shard) continue;
+        if (done.count(task_key(s.settings[a].label, std::to_string(s.n_grid[ni]), std::to_string(rep)))) {
+          ++skipped;
+          continue;
+        }
+        tasks.push_back({ni, static_cast<std::size_t>(rep), a});
+      }
+  // Big tasks first: better load balance; results do not depend on order.
+  std::stable_sort(tasks.begin(), tasks.end(), [&](const TaskId& x, const TaskId& y) { return s.n_grid[x.n_index] > s.n_grid[y.n_index]; });
+
+  // Append mode: write the header if the file is new.
+  if (!fs::exists(out_csv) || fs::file_size(out_csv) == 0) {
+    write_sorted(out_csv, header, {}, setting_order);
+  }
+  std::FILE* f = std::fopen(out_csv.c_str(), "ab");
+  if (!f) throw InputError(out_csv, 0, 0, "cannot open for appending");
+
+  SweepSummary sum;
+  sum.tasks_total = index;
+  sum.tasks_skipped = skipped;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last_print = t0;
+  std::mutex mu;
+  std::vector<std::vector<std::string>> new_rows;
+  double work_done = 0, work_total = 0;
+  for (const auto& t : tasks) work_total += double(s.n_grid[t.n_index]);
+
+#ifdef _OPENMP
+  const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+#endif
+  for (std::size_t ti = 0; ti < tasks.size(); ++ti) {
+    const TaskId t = tasks[ti];
+    const StudySetting& st = s.settings[t.setting];
+    const GaussianMoE& truth = s.truths[st.truth_index];
+    const std::size_t n = s.n_grid[t.n_index];
+    const auto ts = std::chrono::steady_clock::now();
+    std::vector<std::string> row(header.size(), "");
+    row[0] = st.label;
+    row[1] = std::to_string(n);
+    row[2] = std::to_string(t.rep);
+    row[3] = std::to_string(st.fit.n_experts);
+    FitOptions fo = st.fit;
+    fo.seed = derive_seed(s.seed, {t.n_index, t.rep, t.setting, 1});
+    row[4] = std::to_string(fo.seed);
+    row[5] = fo.estimator;
+    row[6] = fo.init.label();
+    bool capped = false, failed = false;
+    try {
+      Rng data_rng(derive_seed(s.seed, {t.n_index, t.rep, st.truth_index}));
+      const arma::mat X = draw_design(s.design, truth.dim(), n, data_rng);
+      const arma::rowvec y = truth.simulate(X, data_rng);
+      const FitResult r = fit(X, y, fo, &truth);
+      row[7] = stop_reason_name(r.stop_reason);
+      row[8] = std::to_string(r.iterations);
+      row[9] = format_double(r.log_likelihood);
+      capped = r.stop_reason == StopReason::max_iter;
+      const VoronoiLoss L = voronoi_loss(truth, r.model, s.voronoi);
+      row[col["m.loss"]] = format_double(L.total);
+      for (const auto& [k, v] : L.terms)
+        if (col.count("m." + k)) row[col["m." + k]] = format_double(v);
+      if (s.distances) {
+        const DensityDistances D = density_distances(truth, r.model, s.design, s.distance_mc,
+                                                     derive_seed(s.seed, {t.n_index, t.rep, t.setting, 2}));
+        row[col["m.hellinger"]] = format_double(D.hellinger);
+        row[col["m.tv"]] = format_double(D.tv);
+        row[col["m.l2"]] = format_double(D.l2);
+      }
+    } catch (const std::exception& e) {
+      failed = true;
+      row[7] = "failed";
+      std::lock_guard<std::mutex> lock(mu);
+      std::cerr << "sweep: task " << st.label << " n=" << n << " rep=" << t.rep << " failed: " << e.what() << "\n";
+    }
+    row[10] = format_double(std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count());
+    std::lock_guard<std::mutex> lock(mu);
+    for (std::size_t c = 0; c < row.size(); ++c) std::fprintf(f, "%s%s", c ? "," : "", csv_field(row[c]).c_str());
+    std::fprintf(f, "\n");
+    std::fflush(f);
+    new_rows.push_back(std::move(row));
+    sum.tasks_run++;
+    sum.tasks_failed += failed;
+    sum.capped += capped;
+    work_done += double(n);
+    const auto now = std::chrono::steady_clock::now();
+    if (opt.progress && (std::chrono::duration<double>(now - last_print).count() >= 2.0 || sum.tasks_run == tasks.size())) {
+      last_print = now;
+      const double el = std::chrono::duration<double>(now - t0).count();
+      const double eta = work_done > 0 ? el * (work_total - work_done) / work_done : -1;
+      std::fprintf(stderr, "sweep: %zu/%zu tasks (%.0f%% of the work), %s elapsed, ETA %s, %zu failed, %zu at the iteration cap\n",
+                   sum.tasks_run + skipped, sum.tasks_total, 100.0 * work_done / std::max(work_total, 1.0),
+                   fmt_duration(el).c_str(), fmt_duration(eta).c_str(), sum.tasks_failed, sum.capped);
+    }
+  }
+  std::fclose(f);
+  // Rewrite sorted (atomically): the same file whatever the thread count.
+  kept_rows.insert(kept_rows.end(), new_rows.begin(), new_rows.end());
+  write_sorted(out_csv, header, kept_rows, setting_order);
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum;
+}
+
+void merge_results(const std::vector<std::string>& inputs, const std::string& out_csv) {
+  if (inputs.empty()) throw InvalidArgument("merge: no input files");
+  std::vector<std::string> header;
+  std::map<std::string, std::vector<std::string>> rows;
+  std::vector<std::string> setting_order;
+  for (const auto& in : inputs) {
+    const CsvTable t = read_csv_table(in);
+    if (header.empty()) header = t.header;
+    else if (t.header != header) throw InputError(in, 1, 0, "header differs from " + inputs[0] + "'s");
+    if (header.size() < 3 || header[0] != "setting" || header[1] != "n" || header[2] != "rep")
+      throw InputError(in, 1, 1, "not a sweep results file (expected columns setting,n,rep,...)");
+    for (const auto& r : t.rows) {
+      const auto key = task_key(r[0], r[1], r[2]);
+      if (std::find(setting_order.begin(), setting_order.end(), r[0]) == setting_order.end()) setting_order.push_back(r[0]);
+      auto it = rows.find(key);
+      if (it != rows.end()) {
+        // The same task in two shards: allowed only if identical but for wall time.
+        auto a = it->second, b = r;
+        a[10] = b[10] = "";
+        if (a != b) throw InputError(in, 0, 0, "task setting=" + r[0] + " n=" + r[1] + " rep=" + r[2] + " appears twice with different results");
+        continue;
+      }
+      rows.emplace(key, r);
+    }
+  }
+  std::vector<std::vector<std::string>> all;
+  for (auto& [k, r] : rows) all.push_back(r);
+  write_sorted(out_csv, header, all, setting_order);
+}
+
+}  // namespace moerate

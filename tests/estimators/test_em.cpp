@@ -1,0 +1,135 @@
+// EM properties: monotone log-likelihood, k = 1 equals weighted least squares,
+// the MLE is a fixed point, stop reasons are honest.
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+
+#include "moerate/io/csv.hpp"
+#include "moerate/model/design.hpp"
+#include "moerate/estimators/em.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/estimators/fit.hpp"
+#include "moerate/experts/linear_expert.hpp"
+
+using namespace moerate;
+using namespace moerate::fixtures;
+using doctest::Approx;
+
+namespace {
+
+struct Sim {
+  arma::mat X;
+  arma::rowvec y;
+};
+
+Sim simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed) {
+  Rng rng(seed);
+  Sim s;
+  s.X = draw_design("uniform:0,1", m.dim(), n, rng);
+  s.y = m.simulate(s.X, rng);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("EM log-likelihood never decreases (seeds 1..12, linear and tanh experts, k = 2 and 3)") {
+  for (const bool use_tanh : {false, true}) {
+    const GaussianMoE truth = use_tanh ? tanh_model() : experiment_a();
+    for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+      const Sim s = simulate(truth, 400, seed);
+      for (std::size_t k : {2u, 3u}) {
+        FitOptions fo;
+        fo.n_experts = k;
+        fo.expert = truth.experts().family_json();
+        fo.init.kind = seed % 2 ? InitKind::random : InitKind::kmeans;
+        Rng rng(derive_seed(seed, {k}));
+        GaussianMoE m = initial_model(s.X, s.y, fo, rng, nullptr);
+        EMOptions eo;
+        eo.max_iter = 150;
+        eo.tol = 0;  // run every iteration
+        const EMResult r = run_em(m, s.X, s.y, eo);
+        CAPTURE(seed);
+        CAPTURE(k);
+        CAPTURE(use_tanh);
+        REQUIRE(r.trace.size() >= 2);
+        for (std::size_t t = 1; t < r.trace.size(); ++t)
+          CHECK(r.trace[t] >= r.trace[t - 1] - 1e-8 * std::abs(r.trace[t - 1]));
+        CHECK(r.max_decrease <= 1e-8 * std::abs(r.trace.back()));
+        CHECK(r.stop_reason == StopReason::max_iter);
+      }
+    }
+  }
+}
+
+TEST_CASE("k = 1: EM equals closed-form least squares in one iteration (seed 3)") {
+  const Sim s = simulate(experiment_a(), 500, 3);
+  FitOptions fo;
+  fo.n_experts = 1;
+  fo.n_starts = 1;
+  const FitResult r = fit(s.X, s.y, fo);
+  const arma::vec ols = weighted_least_squares(s.X, s.y, arma::rowvec(s.y.n_elem, arma::fill::ones));
+  CHECK(r.model.eta()(0, 0) == Approx(ols[0]).epsilon(1e-10));
+  CHECK(r.model.eta()(1, 0) == Approx(ols[1]).epsilon(1e-10));
+  const arma::rowvec res = s.y - (ols[0] * s.X.row(0) + ols[1]);
+  CHECK(r.model.nu()[0] == Approx(arma::mean(arma::square(res))).epsilon(1e-10));
+  CHECK(r.stop_reason == StopReason::converged);
+}
+
+TEST_CASE("the MLE is a fixed point of EM; the truth nearly is at large n (seed 8)") {
+  const GaussianMoE truth = experiment_a();
+  const Sim s = simulate(truth, 20000, 8);
+  GaussianMoE m = truth;
+  EMOptions eo;
+  eo.tol = 1e-13;
+  eo.max_iter = 5000;
+  const EMResult r = run_em(m, s.X, s.y, eo);
+  CHECK(r.stop_reason == StopReason::converged);
+  // Truth close to the MLE: within a few standard errors (~1/sqrt(n) scaled).
+  CHECK(std::abs(m.eta()(0, 0) - (-20)) < 0.5);
+  CHECK(std::abs(m.nu()[1] - 0.16) < 0.02);
+  // One more iteration from the MLE changes nothing.
+  GaussianMoE again = m;
+  EMOptions one;
+  one.max_iter = 1;
+  one.tol = 0;
+  run_em(again, s.X, s.y, one);
+  CHECK(arma::approx_equal(again.flat_params(), m.flat_params(), "reldiff", 1e-5));
+}
+
+TEST_CASE("stop reasons are honest") {
+  const Sim s = simulate(experiment_a(), 300, 4);
+  FitOptions fo;
+  fo.n_starts = 1;
+  fo.em.max_iter = 2;
+  fo.em.tol = 0;
+  const FitResult capped = fit(s.X, s.y, fo);
+  CHECK(capped.stop_reason == StopReason::max_iter);
+  CHECK(capped.iterations == 2);
+  fo.em.max_iter = 0;
+  CHECK(fit(s.X, s.y, fo).stop_reason == StopReason::not_run);
+}
+
+TEST_CASE("restarts: same seed, same result, whatever the thread count (seed 21)") {
+  const Sim s = simulate(experiment_a(), 1000, 21);
+  FitOptions fo;
+  fo.n_starts = 4;
+  fo.seed = 21;
+  fo.threads = 1;
+  const FitResult a = fit(s.X, s.y, fo);
+  fo.threads = 2;
+  const FitResult b = fit(s.X, s.y, fo);
+  CHECK(arma::approx_equal(a.model.flat_params(), b.model.flat_params(), "absdiff", 0.0));
+  CHECK(a.log_likelihood == b.log_likelihood);
+  REQUIRE(a.starts.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(a.starts[i].objective == b.starts[i].objective);
+}
+
+TEST_CASE("bad configurations are errors, not crashes") {
+  const Sim s = simulate(experiment_a(), 5, 1);
+  FitOptions fo;
+  fo.n_experts = 6;  // k > n
+  CHECK_THROWS_AS(fit(s.X, s.y, fo), InvalidArgument);
+  fo.n_experts = 2;
+  fo.n_starts = 0;
+  CHECK_THROWS_AS(fit(s.X, s.y, fo), InvalidArgument);
+}

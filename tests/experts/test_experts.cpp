@@ -1,0 +1,123 @@
+// Expert families: the conformance suite (tests/expert_conformance.hpp), one
+// line per family, plus family-specific checks. Seeds are stated in the suite.
+//
+// Recovery truths (d = 1; expert 1 dominates x > 0.32, expert 2 x < 0.32):
+// eta in the family's order ([a, b] linear/polynomial, [a, b, c] ffn,
+// [c0, w1, u1, c1, ...] ffn with units).
+#include "expert_conformance.hpp"
+#include "moerate/experts/ffn_expert.hpp"
+#include "moerate/experts/linear_expert.hpp"
+#include "moerate/experts/polynomial_expert.hpp"
+
+using moerate::test::Compare;
+
+MOERATE_EXPERT_CONFORMANCE("linear", {-20, 15}, {20, -5}, 0.05);
+MOERATE_EXPERT_CONFORMANCE("ffn:sigmoid", {10, -6, 4}, {-8, 2, -3}, 0.15);
+MOERATE_EXPERT_CONFORMANCE("ffn:tanh", {6, -4, 3}, {-5, 1, 2}, 0.1);
+MOERATE_EXPERT_CONFORMANCE("ffn:gelu", {6, -4, 3}, {-5, 1, 2}, 0.15);
+MOERATE_EXPERT_CONFORMANCE("ffn:relu", {5, -1, 2}, {-10, 2, 2}, 0.1);
+MOERATE_EXPERT_CONFORMANCE("ffn:tanh,units=3", {0.5, 6, -4, 2, -3, 1, 0.5, 10, -8, 1},
+                           {1, -8, 1, 1.5, 4, 0, 0.5, -2, 0.5, 0.3}, 0.15, 0.09, 0.16, Compare::function);
+MOERATE_EXPERT_CONFORMANCE("polynomial:p=2", {3, -1}, {-4, 2}, 0.05);
+MOERATE_EXPERT_CONFORMANCE("polynomial:p=3", {3, -1.5}, {-3, 2}, 0.1);
+
+namespace moerate {
+
+TEST_CASE("ffn: units=1 keeps the one-unit representation") {
+  const auto f = make_expert_family(parse_family_spec("ffn:tanh"), 1);
+  CHECK(f->family_json() == json{{"family", "ffn"}, {"activation", "tanh"}});
+  CHECK(f->n_params() == 3);
+  CHECK(f->param_names() == std::vector<std::string>{"a", "b", "c"});
+  CHECK(f->to_json(arma::vec{2, -1, 3}) == json{{"a", {2.0}}, {"b", -1.0}, {"c", 3.0}});
+  const arma::mat X(1, 1, arma::fill::value(0.25));
+  CHECK(f->mean(X, arma::vec{2, -1, 3})[0] == doctest::Approx(3 * std::tanh(-0.5)).epsilon(1e-15));
+  // units=1 given explicitly is the same family.
+  CHECK(make_expert_family(parse_family_spec("ffn:tanh,units=1"), 1)->family_json() == f->family_json());
+}
+
+TEST_CASE("ffn: units=M layout, option syntax and model file") {
+  const json spec = parse_family_spec("ffn:tanh,units=3");
+  CHECK(spec == json{{"family", "ffn"}, {"_", "tanh"}, {"units", 3}});
+  const auto f = make_expert_family(spec, 2);
+  CHECK(f->family_json() == json{{"family", "ffn"}, {"activation", "tanh"}, {"units", 3}});
+  CHECK(f->n_params() == 1 + 3 * 4);
+  const auto names = f->param_names();
+  CHECK(names.front() == "c0");
+  CHECK(names[1] == "w1_1");
+  CHECK(names[2] == "w1_2");
+  CHECK(names[3] == "u1");
+  CHECK(names[4] == "c1");
+  CHECK(names.back() == "c3");
+  // h = c0 + sum_m c_m tanh(w_m^T x + u_m), checked by hand at one point.
+  const arma::vec eta{0.5, 1, 2, -1, 3, /**/ -2, 0, 0.5, -1, /**/ 0, 1, 0, 2};
+  const arma::mat X = arma::vec{0.3, -0.2};
+  const double h = 0.5 + 3 * std::tanh(0.3 - 0.4 - 1) - std::tanh(-0.6 + 0.5) + 2 * std::tanh(-0.2);
+  CHECK(f->mean(X, eta)[0] == doctest::Approx(h).epsilon(1e-14));
+  const json j = f->to_json(eta);
+  CHECK(j["c0"] == 0.5);
+  CHECK(j["units"].size() == 3);
+  CHECK(j["units"][1] == json{{"w", {-2.0, 0.0}}, {"u", 0.5}, {"c", -1.0}});
+  // Equivalents: 3! permutations x 2^3 sign flips for tanh; 3! only for gelu.
+  CHECK(f->equivalents(eta).size() == 48);
+  CHECK(make_expert_family(parse_family_spec("ffn:gelu,units=3"), 2)->equivalents(eta).size() == 6);
+  CHECK(make_expert_family(parse_family_spec("ffn:sigmoid,units=3"), 2)->equivalents(eta).size() == 48);
+  CHECK(make_expert_family(parse_family_spec("ffn:tanh,units=5"), 1)->equivalents(arma::vec(16, arma::fill::ones)).size() == 3840);
+  // canonical: c_m >= 0, units sorted by c.
+  const arma::vec can = f->canonical(eta);
+  CHECK(can[4] <= can[8]);
+  CHECK(can[8] <= can[12]);
+  CHECK(can[4] >= 0);
+  // Bad options.
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("ffn:tanh,units=0"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("ffn:tanh,units=2.5"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("ffn:tanh,unit=3"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("linear:degree=2"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("ffn:softplus"), 1), InvalidArgument);
+}
+
+TEST_CASE("ffn: sigmoid sign flip moves the constant") {
+  // c sigmoid(z) = c - c sigmoid(-z): (w, u, c, c0) ~ (-w, -u, -c, c0 + c).
+  const auto f = make_expert_family(parse_family_spec("ffn:sigmoid,units=2"), 1);
+  const arma::vec eta{0.2, 3, -1, -2, 1, 0.5, 1};
+  const arma::vec can = f->canonical(eta);
+  CHECK(can[0] == doctest::Approx(0.2 - 2).epsilon(1e-15));
+  const arma::mat X = arma::linspace<arma::rowvec>(-2, 2, 9);
+  CHECK(arma::approx_equal(f->mean(X, can), f->mean(X, eta), "absdiff", 1e-14));
+}
+
+TEST_CASE("ffn: relu canonical form resolves the positive scaling") {
+  const auto f = make_expert_family(parse_family_spec("ffn:relu"), 1);
+  const arma::vec a{5, -2, 2}, b{2.5, -1, 4};  // the same function: 2 relu(5x - 2) = 4 relu(2.5x - 1)
+  CHECK(arma::approx_equal(f->canonical(a), f->canonical(b), "absdiff", 1e-14));
+  CHECK(arma::approx_equal(f->canonical(a), arma::vec{10, -4, 1}, "absdiff", 1e-14));
+}
+
+TEST_CASE("polynomial: option syntax, values and even-degree symmetry") {
+  CHECK(parse_family_spec("polynomial:p=2") == json{{"family", "polynomial"}, {"p", 2}});
+  const auto f = make_expert_family(parse_family_spec("polynomial:p=3"), 1);
+  CHECK(f->family_json() == json{{"family", "polynomial"}, {"p", 3}});
+  CHECK(make_expert_family(json{{"family", "polynomial"}}, 1)->family_json()["p"] == 2);
+  const arma::mat X(1, 1, arma::fill::value(0.5));
+  CHECK(f->mean(X, arma::vec{2, -3})[0] == doctest::Approx(-8.0).epsilon(1e-15));
+  CHECK(f->equivalents(arma::vec{2, -3}).size() == 1);
+  const auto g = make_expert_family(parse_family_spec("polynomial:p=2"), 1);
+  CHECK(g->equivalents(arma::vec{2, -3}).size() == 2);
+  CHECK(arma::approx_equal(g->canonical(arma::vec{2, -3}), arma::vec{-2, 3}, "absdiff", 0.0));
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("polynomial:p=1"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("polynomial:p=2.5"), 1), InvalidArgument);
+  CHECK_THROWS_AS(make_expert_family(parse_family_spec("polynomial:q=2"), 1), InvalidArgument);
+}
+
+TEST_CASE("polynomial: initial() fits a single expert") {
+  Rng rng(21);  // seed 21
+  const auto f = make_expert_family(parse_family_spec("polynomial:p=3"), 1);
+  arma::mat X(1, 400);
+  for (auto& v : X) v = rng.uniform(-1, 1);
+  arma::rowvec y = f->mean(X, arma::vec{1.5, 0.5});
+  for (auto& v : y) v += rng.normal(0, 0.05);
+  const arma::vec e = f->initial(X, y, arma::rowvec(400, arma::fill::ones), rng);
+  CHECK(e[0] == doctest::Approx(1.5).epsilon(0.02));
+  CHECK(e[1] == doctest::Approx(0.5).epsilon(0.02));
+}
+
+}  // namespace moerate
