@@ -162,8 +162,13 @@ Study Study::from_json(const json& j, const std::string& source_name) {
         st.fit.init.exponent = get_or<double>(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
       }
       st.fit.n_starts = get_or<int>(f, "starts", 1, where);
-      st.fit.em.max_iter = get_or<int>(f, "max_iter", 1000, where);
-      st.fit.em.tol = get_or<double>(f, "tol", 1e-6, where);
+      const EMOptions em_defaults;
+      st.fit.em.max_iter = get_or<int>(f, "max_iter", em_defaults.max_iter, where);
+      st.fit.em.tol = get_or<double>(f, "tol", em_defaults.tol, where);  // the relative rule, off by default
+      st.fit.em.abs_tol = get_or<double>(f, "abs_tol", em_defaults.abs_tol, where);
+      st.fit.em.score_tol = get_or<double>(f, "score_tol", em_defaults.score_tol, where);
+      st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem", where));
+      if (f.contains("bounds")) st.fit.em.bounds = ParameterBounds::from_json(f["bounds"], where + ".bounds");
       st.fit.em.gate.ridge = get_or<double>(f, "ridge", 0.0, where);
       st.fit.threads = 1;  // parallelism is over tasks
       st.label = get_or<std::string>(f, "label",
@@ -185,8 +190,10 @@ Study Study::from_json(const json& j, const std::string& source_name) {
 
 namespace {
 
+// The fit's certificate follows "seconds" (estimators/certificate.hpp).
 const std::vector<std::string> kFixedColumns = {"setting", "n", "rep", "k", "seed", "estimator", "init",
-                                                "stop_reason", "iterations", "log_likelihood", "seconds"};
+                                                "stop_reason", "iterations", "log_likelihood", "seconds",
+                                                "certified", "ll_change", "score_norm", "flags"};
 
 struct TaskId {
   std::size_t n_index, rep, setting;
@@ -347,7 +354,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     row[4] = std::to_string(fo.seed);
     row[5] = fo.estimator;
     row[6] = fo.init.label();
-    bool capped = false, failed = false;
+    bool capped = false, failed = false, uncertified = false;
     try {
       Rng data_rng(derive_seed(s.seed, {t.n_index, t.rep, st.truth_index}));
       const arma::mat X = draw_design(s.design, truth.dim(), n, data_rng);
@@ -357,6 +364,11 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
       row[8] = std::to_string(r.iterations);
       row[9] = format_double(r.log_likelihood);
       capped = r.stop_reason == StopReason::max_iter;
+      row[11] = r.certificate.certified ? "1" : "0";
+      row[12] = std::isfinite(r.certificate.ll_change) ? format_double(r.certificate.ll_change) : "";
+      row[13] = std::isfinite(r.certificate.score_norm) ? format_double(r.certificate.score_norm) : "";
+      row[14] = r.certificate.flags();
+      uncertified = !r.certificate.certified;
       const VoronoiLoss L = voronoi_loss(truth, r.model, s.voronoi);
       row[col["m.loss"]] = format_double(L.total);
       for (const auto& [k, v] : L.terms)
@@ -383,6 +395,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     sum.tasks_run++;
     sum.tasks_failed += failed;
     sum.capped += capped;
+    sum.uncertified += uncertified;
     work_done += double(n);
     const auto now = std::chrono::steady_clock::now();
     if (opt.progress && (std::chrono::duration<double>(now - last_print).count() >= 2.0 || sum.tasks_run == tasks.size())) {

@@ -69,6 +69,7 @@ struct SweepOptions {
 
 struct SweepSummary {
   std::size_t tasks_total = 0, tasks_run = 0, tasks_skipped = 0, tasks_failed = 0, capped = 0;
+  std::size_t uncertified = 0;  // fits whose certificate fails (capped ones included)
   double seconds = 0;
 };
 
