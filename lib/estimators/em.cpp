@@ -45,6 +45,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     return res;
   }
   for (int it = 1; it <= opt.max_iter; ++it) {
+    throw_if_cancelled(opt.cancel);
     const GaussianMoE previous = model;
     // E-step (log space).
     L.each_row() -= ll_obs;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "moerate/core/cancel.hpp"
 #include "moerate/model/model.hpp"
 
 namespace moerate {
@@ -41,6 +42,7 @@ struct EMOptions {
   GateMStepOptions gate{};        // gating M-step (ridge 0 by default)
   ExpertMStepOptions expert{};    // expert M-step (LM steps for nonlinear experts)
   bool keep_trace = true;         // store the log-likelihood at every iteration
+  CancelHook cancel{};            // polled every iteration (and by the other estimators); empty: never
   void validate() const;
 };
 
