@@ -330,3 +330,26 @@ def test_ctrl_c_interrupts_a_fit():
     out, _ = p.communicate(timeout=60)
     assert out.startswith("interrupted"), out
     assert time.time() - t0 < 10
+
+
+def test_ctrl_c_interrupts_a_sweep_and_keeps_finished_tasks(tmp_path):
+    out = tmp_path / "r.csv"
+    code = (
+        "import sys, moerate\n"
+        "cfg = moerate.study_config('softmax-linear-exact', 'quick')\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    moerate.sweep(cfg, out=sys.argv[1], threads=2)\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    stdout, _ = p.communicate(timeout=60)
+    assert stdout.strip() == "interrupted"
+    t = moerate.ResultsTable.load(out)
+    assert 0 < len(t) < 100  # the finished tasks, none marked failed
+    assert "failed" not in t["stop_reason"]
