@@ -517,8 +517,11 @@ py::list rates(const py::handle& results, const std::vector<std::string>& metric
   if (metrics.empty()) throw moerate::InputError(tab.source, 1, 0, "no metric columns (names starting with 'm.')");
   auto settings = moerate::settings_of(tab.t);
   for (const auto& s : settings_req)
-    if (std::find(settings.begin(), settings.end(), s) == settings.end())
-      throw moerate::InvalidArgument("rates: setting '" + s + "' is not in " + tab.source);
+    if (std::find(settings.begin(), settings.end(), s) == settings.end()) {
+      std::string list;  // the message of `moerate rates --setting`
+      for (const auto& a : settings) list += (list.empty() ? "'" : ", '") + a + "'";
+      throw moerate::InvalidArgument("setting '" + s + "' is not in " + tab.source + " (settings: " + list + ")");
+    }
   if (!settings_req.empty()) settings = settings_req;
   const json fits = run_released([&] {
     ThreadScope scope(threads);
