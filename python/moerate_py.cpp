@@ -609,6 +609,8 @@ PYBIND11_MODULE(moerate, mod) {
           py::arg("X"), py::arg("quantiles") = std::vector<double>{0.05, 0.5, 0.95}, py::arg("y") = py::none(),
           "Predictive mean (n), variance (n), quantiles (n x len(quantiles)), gate weights (n x k) and,\n"
           "given y, posterior expert probabilities (n x k), as a dict of arrays (as `moerate predict`).")
+      .def(py::pickle([](const PyModel& self) { return self.m.to_json().dump(); },
+                      [](const std::string& text) { return PyModel{moerate::GaussianMoE::from_json(json::parse(text), "pickle")}; }))
       .def_property_readonly("n_experts", [](const PyModel& self) { return self.m.n_experts(); })
       .def_property_readonly("dim", [](const PyModel& self) { return self.m.dim(); })
       .def_property_readonly("kind", [](const PyModel& self) { return kind_name(self.m.kind()); })

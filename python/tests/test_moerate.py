@@ -238,6 +238,8 @@ def test_model_file_round_trips(fitted, tmp_path):
     assert m.n_experts == 2 and m.dim == 1 and m.kind == "gaussian"
     assert m.gating == {"family": "softmax"} and m.expert == {"family": "linear"}
     assert len(m.params) == len(moerate.Model.load(TRUTH).params)
+    import pickle
+    assert pickle.loads(pickle.dumps(m)).to_json() == m.to_json()
 
 
 def test_data_file_round_trip(data, tmp_path):
