@@ -755,6 +755,21 @@ PYBIND11_MODULE(moerate, mod) {
           "{metric: exponent} (exponents may be strings like '1/8') or a list as for --theory.");
 
   mod.def(
+      "families",
+      [] {
+        // As `moerate list`.
+        py::dict out, g, e, s;
+        for (const auto& [name, info] : moerate::gating_registry()) g[py::str(name)] = info.description;
+        for (const auto& [name, info] : moerate::expert_registry()) e[py::str(name)] = info.description;
+        for (const auto& [name, info] : moerate::estimator_registry()) s[py::str(name)] = info.description;
+        out["gating"] = g;
+        out["expert"] = e;
+        out["estimator"] = s;
+        return out;
+      },
+      "Gating families, expert families and estimators with their descriptions (as `moerate list`).");
+
+  mod.def(
       "study_config",
       [](const std::string& name, const std::string& scale) { return to_py(moerate::builtin_study_config(name, scale)); },
       py::arg("name"), py::arg("scale") = "quick",

@@ -65,6 +65,17 @@ def test_import_and_version():
     assert out.strip() == "moerate " + moerate.__version__
 
 
+def test_families_equal_cli():
+    out, _ = cli("list")
+    fam = moerate.families()
+    assert set(fam) == {"gating", "expert", "estimator"}
+    for group in fam.values():
+        for name, description in group.items():
+            assert any(line.split()[0] == name and line.rstrip().endswith(description) for line in out.splitlines()
+                       if line.startswith("  ")), name
+    assert {"em", "mle", "lse"} <= set(fam["estimator"]) and "softmax" in fam["gating"]
+
+
 def test_simulate_equals_cli(data):
     _, X, y = data
     X2, y2 = moerate.simulate(moerate.Model.load(TRUTH), 600, seed=3)
