@@ -182,6 +182,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   constexpr double kStepFactor = 4;  // Varadhan and Roland's default mstep
   int no_progress = 0;
   while (true) {
+    throw_if_cancelled(opt.cancel);
     if (res.iterations >= opt.max_iter) {
       res.stop_reason = res.iterations == 0 ? StopReason::not_run : StopReason::max_iter;
       break;

@@ -1,6 +1,7 @@
 #include "moerate/estimators/fit.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <numeric>
 
@@ -266,6 +267,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   std::vector<StartSummary> starts(S);
   std::vector<EstimatorRun> runs(S);
   std::vector<std::string> errors(S);
+  std::atomic<bool> cancelled{false};
 #ifdef _OPENMP
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
@@ -273,6 +275,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   for (int s = 0; s < S; ++s) {
     const auto ts = std::chrono::steady_clock::now();
     try {
+      throw_if_cancelled(opt.em.cancel);
       Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
       auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth));
       if (opt.em.bounds.any() && (opt.init.kind == InitKind::model || opt.init.kind == InitKind::near_truth)) {
@@ -297,6 +300,8 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
       starts[s].stop_reason = runs[s].stop_reason;
       starts[s].max_decrease = runs[s].max_decrease;
       models[s] = std::move(m);
+    } catch (const Cancelled&) {
+      cancelled = true;  // exceptions never leave an OpenMP region: rethrown below
     } catch (const std::exception& e) {
       errors[s] = e.what();
       starts[s].index = s;
@@ -305,6 +310,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
     }
     starts[s].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
   }
+  if (cancelled) throw Cancelled();
   int best = -1;
   for (int s = 0; s < S; ++s)
     if (models[s] && std::isfinite(starts[s].objective) && (best < 0 || starts[s].objective > starts[best].objective))

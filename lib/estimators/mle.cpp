@@ -47,6 +47,8 @@ struct DriverContext {
   bool have_prev = false;
   double f_prev = 0;
   bool small_change = false;
+  const CancelHook* cancel = nullptr;
+  bool cancelled = false;
 };
 
 lbfgsfloatval_t driver_evaluate(void* instance, const lbfgsfloatval_t* x, lbfgsfloatval_t* g, const int n,
@@ -73,6 +75,10 @@ int driver_progress(void* instance, const lbfgsfloatval_t*, const lbfgsfloatval_
                     const lbfgsfloatval_t, const lbfgsfloatval_t, const lbfgsfloatval_t, int, int, int) {
   auto* c = static_cast<DriverContext*>(instance);
   c->iterations++;
+  if (c->cancel && *c->cancel && (*c->cancel)()) {
+    c->cancelled = true;
+    return 1;  // stop; minimise_lbfgs throws Cancelled (never through liblbfgs's C frames)
+  }
   if (c->have_prev) {
     const double rel = std::abs(c->f_prev - fx) / std::max(std::abs(fx), 1e-300);
     if (rel < c->tol) {
@@ -122,6 +128,7 @@ LbfgsOutcome minimise_lbfgs(const std::function<double(const arma::vec&, arma::v
     return out;
   }
   DriverContext ctx{&f, opt.tol};
+  ctx.cancel = &opt.cancel;
   ctx.have_prev = true;
   ctx.f_prev = fx;
   lbfgs_parameter_t p;
@@ -145,6 +152,10 @@ LbfgsOutcome minimise_lbfgs(const std::function<double(const arma::vec&, arma::v
     p.max_iterations = remaining;
     lbfgsfloatval_t fbest = 0;
     ret = lbfgs(n, buf, &fbest, driver_evaluate, driver_progress, &ctx, &p);
+    if (ctx.cancelled) {
+      lbfgs_free(buf);
+      throw Cancelled();
+    }
     if (ctx.small_change || ret == LBFGS_SUCCESS || ret == LBFGS_ALREADY_MINIMIZED) {
       out.stop_reason = StopReason::converged;
       break;
@@ -294,6 +305,7 @@ MOERATE_REGISTER_ESTIMATOR("mle", "direct maximum likelihood by L-BFGS with anal
                              MleOptions o;
                              o.max_iter = opt.em.max_iter;
                              o.tol = opt.em.tol;
+                             o.cancel = opt.em.cancel;
                              const MleResult r = run_mle(m, X, y, o, opt.em.bounds);
                              EstimatorRun e = quasi_newton_run(r.log_likelihood, r.iterations, r.stop_reason);
                              e.em.trace.push_back(r.log_likelihood_initial);

@@ -1,6 +1,7 @@
 #include "moerate/studies/sweep.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -333,12 +334,14 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
   std::vector<std::vector<std::string>> new_rows;
   double work_done = 0, work_total = 0;
   for (const auto& t : tasks) work_total += double(s.n_grid[t.n_index]);
+  std::atomic<bool> cancelled{false};
 
 #ifdef _OPENMP
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 #endif
   for (std::size_t ti = 0; ti < tasks.size(); ++ti) {
+    if (cancelled) continue;  // an OpenMP loop cannot break
     const TaskId t = tasks[ti];
     const StudySetting& st = s.settings[t.setting];
     const GaussianMoE& truth = s.truths[st.truth_index];
@@ -354,8 +357,10 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     row[4] = std::to_string(fo.seed);
     row[5] = fo.estimator;
     row[6] = fo.init.label();
+    fo.em.cancel = opt.cancel;
     bool capped = false, failed = false, uncertified = false;
     try {
+      throw_if_cancelled(opt.cancel);
       Rng data_rng(derive_seed(s.seed, {t.n_index, t.rep, st.truth_index}));
       const arma::mat X = draw_design(s.design, truth.dim(), n, data_rng);
       const arma::rowvec y = truth.simulate(X, data_rng);
@@ -380,6 +385,9 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
         row[col["m.tv"]] = format_double(D.tv);
         row[col["m.l2"]] = format_double(D.l2);
       }
+    } catch (const Cancelled&) {
+      cancelled = true;  // the task is not written: `resume` runs it again
+      continue;
     } catch (const std::exception& e) {
       failed = true;
       row[7] = "failed";
@@ -411,6 +419,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
   // Rewrite sorted (atomically): the same file whatever the thread count.
   kept_rows.insert(kept_rows.end(), new_rows.begin(), new_rows.end());
   write_sorted(out_csv, header, kept_rows, setting_order);
+  if (cancelled) throw Cancelled();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }

@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "moerate/core/cancel.hpp"
 #include "moerate/model/bounds.hpp"
 #include "moerate/model/model.hpp"
 
@@ -68,6 +69,7 @@ struct EMOptions {
   GateMStepOptions gate{};        // gating M-step (ridge 0 by default)
   ExpertMStepOptions expert{};    // expert M-step (LM steps for nonlinear experts)
   bool keep_trace = true;         // store the log-likelihood at every iteration
+  CancelHook cancel{};            // polled every iteration (and by the other estimators); empty: never
   void validate() const;
 };
 

@@ -49,6 +49,7 @@ struct LbfgsOptions {
   int memory = 10;              // L-BFGS corrections kept (liblbfgs default 6)
   int max_linesearch = 40;      // function evaluations per line search (liblbfgs default)
   int max_restarts = 3;         // fresh-memory restarts after a failed line search
+  CancelHook cancel{};          // polled every iteration (em.cancel for the estimators); empty: never
   void validate() const;
 };
 

@@ -64,6 +64,7 @@ struct SweepOptions {
   std::size_t shard = 0;        // run tasks with index % n_shards == shard
   std::size_t n_shards = 1;
   bool progress = true;         // progress with ETA on stderr
+  CancelHook cancel{};          // polled before each task and inside each fit; empty: never
   void validate() const;
 };
 
@@ -74,6 +75,9 @@ struct SweepSummary {
 };
 
 std::vector<std::string> results_header(const Study& s);
+/// Runs the study's tasks, writing out_csv. When opt.cancel stops it, the
+/// tasks finished so far are kept in out_csv (sorted; `resume` continues it)
+/// and Cancelled is thrown.
 SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOptions& opt);
 
 /// Merge shard outputs (same header) into one sorted file; duplicates of a
