@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 
@@ -31,5 +32,18 @@ inline void set_example(CLI::App* cmd, const std::string& example) {
 /// Number of threads: 0 -> OpenMP default. Applies omp_set_num_threads and
 /// makes OpenBLAS single-threaded inside parallel regions.
 void configure_threads(int threads);
+
+}  // namespace moerate::cli
+
+namespace moerate {
+class GaussianMoE;
+}
+
+namespace moerate::cli {
+
+/// One warning line per finding of check_truth (cmd_check_truth.cpp), used by
+/// simulate, sweep and study: "<prefix><source>: <message>".
+void print_truth_findings(std::ostream& os, const GaussianMoE& truth, const std::string& source,
+                          const std::string& design, const std::string& prefix);
 
 }  // namespace moerate::cli

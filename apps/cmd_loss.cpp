@@ -63,7 +63,7 @@ void add_loss_command(CLI::App& app) {
       ->capture_default_str();
   auto* dist = cmd->add_flag("--distances", o->distances,
                              "Also Hellinger, total variation (expected over x) and L2 distances");
-  cmd->add_option("--design", o->design, "Design of x for --distances: uniform:LO,HI, normal:MU,SD, grid:LO,HI")
+  cmd->add_option("--design", o->design, "Design of x for --distances and the atoms' average gate weights: uniform:LO,HI, normal:MU,SD, grid:LO,HI")
       ->capture_default_str()
       ->needs(dist);
   cmd->add_option("--mc", o->mc, "Monte Carlo draws of x for --distances")
@@ -82,6 +82,8 @@ void add_loss_command(CLI::App& app) {
       const auto mr = parse_rbar(text);
       vo.rbar[mr.first] = mr.second;
     }
+    vo.design = o->design;  // each fitted atom's average gate weight over the design
+    vo.design_seed = o->seed;
     const auto truth = moerate::GaussianMoE::load(o->truth);
     const auto fit = moerate::GaussianMoE::load(o->fit);
     const auto L = moerate::voronoi_loss(truth, fit, vo);
@@ -119,7 +121,15 @@ void add_loss_command(CLI::App& app) {
         const auto& e = c["errors"][b.get<std::string>()];
         std::cout << ", |D" << b.get<std::string>() << "| " << (e.is_null() ? "n/a" : fmt(e.get<double>()));
       }
-      std::cout << "\n";
+      std::cout << (c["size"].get<int>() >= 2 ? " (weighted power means)" : "") << "\n";
+      for (const auto& a : c["atoms"])
+        if (c["size"].get<int>() >= 2 || (a.contains("negligible") && a["negligible"].get<bool>())) {
+          std::cout << "    atom " << a["index"] << ": exp(beta0) " << fmt(a["weight"].get<double>());
+          if (a.contains("gate_mean"))
+            std::cout << ", average gate weight " << fmt(a["gate_mean"].get<double>())
+                      << (a["negligible"].get<bool>() ? " (NEGLIGIBLE)" : "");
+          std::cout << "\n";
+        }
     }
     for (const auto& n : j["notes"]) std::cout << "  note: " << n.get<std::string>() << "\n";
     if (o->distances)

@@ -28,6 +28,7 @@ void add_simulate_command(CLI::App& app) {
     const auto m = moerate::GaussianMoE::load(o->model);
     moerate::Rng rng(o->seed);
     const arma::mat X = moerate::draw_design(o->design, m.dim(), o->n, rng);
+    moerate::cli::print_truth_findings(std::cerr, m, o->model, o->design, "moerate simulate: warning: ");
     const arma::rowvec y = m.simulate(X, rng);
     std::vector<std::string> names;
     for (std::size_t u = 0; u < m.dim(); ++u) names.push_back("x" + std::to_string(u + 1));

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "cli_common.hpp"
@@ -37,8 +39,11 @@ void add_study_command(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("study", "Run a built-in convergence-rate study: results, rate table and figures");
-  cmd->add_option("name", o->name, "softmax-linear-exact (A1) | softmax-linear-over (A2) | linear-vs-ffn (B)")->required();
-  cmd->add_option("--scale", o->scale, "quick (minutes) or paper (200 sizes in [1e2, 1e5], 40 replications)")
+  cmd->add_option("name", o->name,
+                  "softmax-linear-exact (A1) | softmax-linear-over (A2) | softmax-linear-over3 (A3) | linear-vs-ffn (B)")
+      ->required();
+  cmd->add_option("--scale", o->scale,
+                  "quick (minutes), medium (12-20 sizes in [1e2, 1e5]) or paper (200 sizes in [1e2, 1e5], 40 replications)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
@@ -72,9 +77,12 @@ void add_study_command(CLI::App& app) {
     }
     moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
     const moerate::Study study = moerate::Study::from_json(cfg, cfg_path);
+    for (std::size_t t = 0; t < study.truths.size(); ++t)
+      moerate::cli::print_truth_findings(std::cerr, study.truths[t], "truth '" + study.truth_names[t] + "'",
+                                         study.design, "moerate study: warning: ");
     std::cout << "study " << o->name << " (" << o->scale << "): " << study.settings.size() << " settings x "
               << study.n_grid.size() << " sizes in [" << study.n_grid.front() << ", " << study.n_grid.back() << "] x "
-              << study.replications << " replications; starts that do not use the truth (k-means)"
+              << study.replications << " replications; k-means starts (truth-free) and, where labelled, near-truth starts"
               << (resume ? "; resuming" : "") << "\n";
     moerate::SweepOptions so;
     so.threads = o->threads;
@@ -89,43 +97,117 @@ void add_study_command(CLI::App& app) {
     moerate::RateFitOptions ro;
     ro.bootstrap = o->bootstrap;
     json rates = json::object();
-    std::vector<moerate::PlotPanel> panels;
-    std::cout << "Convergence rates: loss ~ n^(-e), e fitted on every replicate, " << int(ro.level * 100)
+    struct Entry {
+      moerate::RateFit fit;
+      std::optional<double> theory;
+    };
+    std::map<std::string, std::map<std::string, Entry>> by_setting;  // setting -> metric -> fit
+    std::vector<std::string> metric_order;
+    std::cout << "Convergence rates: error ~ n^(-e), e fitted on every certified replicate, " << int(ro.level * 100)
               << "% bootstrap interval (replications resampled within n)\n";
-    std::cout << std::left << std::setw(14) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
-              << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(10) << "agrees?"
-              << "used/capped/uncert/failed\n";
+    std::cout << std::left << std::setw(26) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
+              << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(9) << "agrees?"
+              << std::setw(12) << "trust" << "used/capped/uncert/failed\n";
+    auto near_label = [](const std::string& label) { return label + " near-truth"; };
     for (const auto& st : study.settings) {
       const auto th = moerate::theory_exponents(study.truths[st.truth_index], st.fit, study.voronoi.rbar);
-      const auto metrics = moerate::report_metrics(table, study, st);
-      for (const auto& m : metrics) {
+      for (const auto& m : moerate::report_metrics(table, study, st)) {
         const auto lt = moerate::loss_table_from_results(table, m, st.label, results);
-        const auto f = moerate::fit_rate(lt, ro);
+        Entry e{moerate::fit_rate(lt, ro), std::nullopt};
+        if (th.count(m)) e.theory = th.at(m);
+        by_setting[st.label][m] = e;
+        if (std::find(metric_order.begin(), metric_order.end(), m) == metric_order.end()) metric_order.push_back(m);
+      }
+    }
+    // A rate is trustworthy where the truth-free (k-means) and near-truth starts
+    // agree: their intervals overlap (experiments.md C, D).
+    auto trust_of = [&](const std::string& label, const std::string& m) -> std::string {
+      const std::string other = label.size() > 11 && label.substr(label.size() - 11) == " near-truth"
+                                    ? label.substr(0, label.size() - 11)
+                                    : near_label(label);
+      if (!by_setting.count(other) || !by_setting[other].count(m)) return "-";
+      const auto& a = by_setting[label][m].fit;
+      const auto& b = by_setting[other][m].fit;
+      if (!a.fitted || !b.fitted) return "-";
+      return (a.ci_low <= b.ci_high && b.ci_low <= a.ci_high) ? "starts agree" : "DISAGREE";
+    };
+    for (const auto& st : study.settings) {
+      for (const auto& m : metric_order) {
+        if (!by_setting[st.label].count(m)) continue;
+        const Entry& e = by_setting[st.label][m];
+        const auto& f = e.fit;
         json jf = f.to_json();
-        if (th.count(m)) jf["theory"] = th.at(m);
+        if (e.theory) jf["theory"] = *e.theory;
+        jf["trust"] = trust_of(st.label, m);
         rates[st.label][m] = jf;
-        std::cout << std::left << std::setw(14) << st.label << std::setw(14) << m.substr(2);
+        std::cout << std::left << std::setw(26) << st.label << std::setw(14) << m.substr(2);
         if (!f.fitted) {
           std::cout << "not fitted: " << f.note << "\n";
           continue;
         }
         std::string agree = "-";
-        if (th.count(m)) agree = (th.at(m) >= f.ci_low && th.at(m) <= f.ci_high) ? "yes" : "no";
+        if (e.theory) agree = (*e.theory >= f.ci_low && *e.theory <= f.ci_high) ? "yes" : "no";
         std::cout << std::setw(8) << fmt(f.exponent) << std::setw(20)
                   << ("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]") << std::setw(9)
-                  << (th.count(m) ? moerate::exponent_label(th.at(m)) : "-") << std::setw(10) << agree << f.n_used
-                  << "/" << f.n_capped << "/" << f.n_uncertified << "/" << f.n_failed << "\n";
+                  << (e.theory ? moerate::exponent_label(*e.theory) : "-") << std::setw(9) << agree << std::setw(12)
+                  << trust_of(st.label, m) << f.n_used << "/" << f.n_capped << "/" << f.n_uncertified << "/"
+                  << f.n_failed << "\n";
       }
-      std::map<std::string, double> theory_plot;
-      for (const auto& m : metrics)
-        if (th.count(m)) theory_plot[m] = th.at(m);
-      panels.push_back(moerate::panel_from_results(table, st.label, metrics, theory_plot, ro, st.label, false, results));
+    }
+    // The headline verdict: for beta1 and b, linear experts slower than tanh experts?
+    if (o->name == "linear-vs-ffn") {
+      std::cout << "\nVerdict (theory: linear beta1 and b at n^(-1/8), tanh every block at n^(-1/4)):\n";
+      bool any_resolved = false;
+      for (const std::string block : {"beta1", "b", "a", "nu", "c"}) {
+        const std::string m = "m.cell." + block;
+        for (const std::string init : {"", " near-truth"}) {
+          const std::string lin = "linear k=3" + init, tan = "tanh k=3" + init;
+          const bool has_lin = by_setting.count(lin) && by_setting[lin].count(m) && by_setting[lin][m].fit.fitted;
+          const bool has_tan = by_setting.count(tan) && by_setting[tan].count(m) && by_setting[tan][m].fit.fitted;
+          if (!has_lin || !has_tan) continue;
+          const auto& a = by_setting[lin][m].fit;
+          const auto& b = by_setting[tan][m].fit;
+          std::string v;
+          if (a.ci_high < b.ci_low) v = "separated: linear slower";
+          else if (b.ci_high < a.ci_low) v = "separated: linear FASTER (against the theory)";
+          else v = "not resolved (intervals overlap)";
+          if (a.ci_high < b.ci_low && (block == "beta1" || block == "b")) any_resolved = true;
+          std::cout << "  " << std::setw(6) << block << (init.empty() ? " k-means   " : " near-truth")
+                    << "  linear " << fmt(a.exponent) << " [" << fmt(a.ci_low) << ", " << fmt(a.ci_high) << "]"
+                    << "  tanh " << fmt(b.exponent) << " [" << fmt(b.ci_low) << ", " << fmt(b.ci_high) << "]  " << v
+                    << "\n";
+        }
+      }
+      std::cout << "  => the separation of linear and two-layer experts is "
+                << (any_resolved ? "RESOLVED for beta1 or b at this scale"
+                                 : "NOT resolved at this scale (see docs/results.md)")
+                << "\n";
     }
     moerate::write_file_atomic(dir + "/rates.json", rates.dump(2) + "\n");
+    // Figure: one panel per metric (block), every setting on the same axes with its theory line.
+    std::vector<moerate::PlotPanel> panels;
+    for (const auto& m : metric_order) {
+      moerate::PlotPanel p;
+      p.title = m.substr(2);
+      for (const auto& st : study.settings) {
+        if (!by_setting[st.label].count(m)) continue;
+        const Entry& e = by_setting[st.label][m];
+        moerate::PlotSeries ser;
+        ser.label = st.label;
+        ser.data = moerate::loss_table_from_results(table, m, st.label, results);
+        ser.fit = e.fit;
+        ser.theory = e.theory;
+        if (moerate::usable_rows(ser.data, false).size() > 0) p.series.push_back(std::move(ser));
+      }
+      if (!p.series.empty()) panels.push_back(std::move(p));
+    }
     const std::string fig = dir + "/" + o->name + ".png";
     moerate::PlotOptions po;
-    po.title = o->name + " (" + o->scale + " scale): per-replicate points, medians with 10-90% bars, fit with 95% band";
+    po.title = o->name + " (" + o->scale + "): certified replicates, medians with 10-90% bars, fits with 95% bands";
     po.y_label = "error";
+    po.columns = std::min<int>(3, int(panels.size()));
+    po.shared_y = false;
+    po.key = "right";
     moerate::plot_panels(panels, fig, po);
     std::cout << "\nresults " << results << "\nrates   " << dir << "/rates.json\nfigure  " << fig << "\n";
   });

@@ -42,6 +42,9 @@ void add_sweep_command(CLI::App& app) {
       }
     }
     const auto study = moerate::Study::from_json(moerate::read_json_file(o->config), o->config);
+    for (std::size_t t = 0; t < study.truths.size(); ++t)
+      moerate::cli::print_truth_findings(std::cerr, study.truths[t], "truth '" + study.truth_names[t] + "'",
+                                         study.design, "moerate sweep: warning: ");
     std::cout << "study " << study.name << ": " << study.settings.size() << " settings x " << study.n_grid.size()
               << " sizes (" << study.n_grid.front() << ".." << study.n_grid.back() << ") x " << study.replications
               << " replications = " << study.n_tasks() << " tasks, seed " << study.seed;

@@ -22,6 +22,7 @@ void add_sweep_command(CLI::App&);
 void add_merge_command(CLI::App&);
 void add_study_command(CLI::App&);
 void add_plotfit_command(CLI::App&);
+void add_check_truth_command(CLI::App&);
 
 int main(int argc, char** argv) {
   // Large temporaries (k x n matrices) are reused instead of being mapped and
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_study_command(app);
   add_plotfit_command(app);
+  add_check_truth_command(app);
 
   std::string cmd_name = "moerate";
   try {

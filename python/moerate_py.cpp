@@ -417,6 +417,8 @@ py::dict loss(const py::handle& truth_o, const py::handle& fit_o, const std::str
   moerate::VoronoiOptions vo;
   vo.infimum_translation = translation == "infimum";
   for (const auto& [m, r] : rbar) vo.rbar[m] = r;
+  vo.design = design;  // each fitted atom's average gate weight, as the CLI
+  vo.design_seed = seed;
   vo.validate();
   const auto truth = model_from(truth_o, "truth");
   const auto fitted = model_from(fit_o, "fit");

@@ -8,6 +8,7 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/model/design.hpp"
 
 namespace moerate {
 
@@ -49,6 +50,7 @@ struct Setup {
 struct FitAtom {
   Atom atom;
   std::vector<arma::vec> equivalents;
+  double gate_mean = arma::datum::nan;  // average gate weight over the design (nan: not computed)
 };
 
 Setup make_setup(const GaussianMoE& truth, const GaussianMoE& fit) {
@@ -209,7 +211,8 @@ VoronoiLoss compute_loss(const std::vector<Atom>& truth, const std::vector<FitAt
   auto& T = L.terms;
   for (const auto& b : s.blocks) {
     T["exact." + b.name] = 0.0;
-    T["over." + b.name] = kNaN;
+    T["atommax." + b.name] = kNaN;
+    T["cell." + b.name] = kNaN;
   }
   json cells_json = json::array();
   json exps = json::object();
@@ -223,7 +226,10 @@ VoronoiLoss compute_loss(const std::vector<Atom>& truth, const std::vector<FitAt
     W += werr;
     T[cj + ".size"] = double(m);
     T[cj + ".weight"] = werr;
-    for (const auto& b : s.blocks) T[cj + "." + b.name] = kNaN;
+    for (const auto& b : s.blocks) {
+      T[cj + "." + b.name] = kNaN;
+      T[cj + ".atommax." + b.name] = kNaN;
+    }
 
     // Exponents of this cell (D2 cells of two or more atoms only).
     std::map<std::string, double> ex;
@@ -245,7 +251,7 @@ VoronoiLoss compute_loss(const std::vector<Atom>& truth, const std::vector<FitAt
                  {"fitted_weight", wsum},
                  {"weight_error", werr}};
     json fitted = json::array(), atoms_json = json::array();
-    std::map<std::string, double> cell_max;
+    std::map<std::string, double> cell_max, cell_wsum;  // unweighted max; sum_i w_i |D-B|^p
     for (std::size_t i : cells[j]) {
       std::size_t e = 0;
       eta_dist2(fit[i].equivalents, truth[j].eta, e);
@@ -262,9 +268,11 @@ VoronoiLoss compute_loss(const std::vector<Atom>& truth, const std::vector<FitAt
           T["exact." + b.name] += err;
           contrib += err;
         } else {
-          double& ov = T["over." + b.name];
+          double& ov = T["atommax." + b.name];
           ov = std::isnan(ov) ? err : std::max(ov, err);
-          contrib += powered ? std::pow(err, ex[b.name]) : err;
+          const double p = powered ? ex[b.name] : 1.0;
+          contrib += std::pow(err, p);
+          cell_wsum[b.name] += wi * std::pow(err, p);
         }
       }
       contrib *= wi;
@@ -272,16 +280,38 @@ VoronoiLoss compute_loss(const std::vector<Atom>& truth, const std::vector<FitAt
       else multi += contrib;
       fitted.push_back(i + 1);
       json aj{{"index", i + 1}, {"weight", wi}, {"errors", errs}, {"term", contrib}};
+      if (std::isfinite(fit[i].gate_mean)) {
+        aj["gate_mean"] = fit[i].gate_mean;
+        aj["negligible"] = fit[i].gate_mean < opt.negligible_gate;
+      }
       if (fit[i].equivalents.size() > 1) aj["equivalent"] = e;
       atoms_json.push_back(aj);
     }
-    json cell_errs = json::object();
+    // Per-block errors (models.md 9.2): a singleton cell's error; in a cell of
+    // m >= 2 atoms the weighted power mean E_B = (sum w_i |D-B_i|^p / sum w_i)^(1/p),
+    // the quantity the theory bounds by n^(-1/(2p)). The unweighted maximum over
+    // the cell's atoms is kept as cell<j>.atommax.B (not bounded by the theory).
+    json cell_errs = json::object(), cell_max_json = json::object();
     for (const auto& b : s.blocks) {
-      if (m > 0) T[cj + "." + b.name] = cell_max[b.name];
+      if (m == 1) {
+        T[cj + "." + b.name] = cell_max[b.name];
+      } else if (m >= 2) {
+        const double p = powered ? ex[b.name] : 1.0;
+        const double e = wsum > 0 ? std::pow(cell_wsum[b.name] / wsum, 1.0 / p) : kNaN;
+        T[cj + "." + b.name] = e;
+        T[cj + ".atommax." + b.name] = cell_max[b.name];
+        double& agg = T["cell." + b.name];
+        agg = std::isnan(agg) ? e : std::max(agg, e);
+        cell_max_json[b.name] = cell_max[b.name];
+      }
       cell_errs[b.name] = nan_to_null(T[cj + "." + b.name]);
     }
     cj_json["fitted_atoms"] = fitted;
     cj_json["errors"] = cell_errs;
+    if (m >= 2) {
+      cj_json["errors_are"] = "weighted power means (sum w |D|^p / sum w)^(1/p), p = the cell's exponents";
+      cj_json["atom_max_errors"] = cell_max_json;
+    }
     cj_json["atoms"] = atoms_json;
     cells_json.push_back(cj_json);
   }
@@ -393,6 +423,9 @@ std::vector<FitAtom> shifted(const std::vector<FitAtom>& fit, double t0, const a
 }  // namespace
 
 void VoronoiOptions::validate() const {
+  if (!design.empty() && design_mc < 1) fail("VoronoiOptions", "design_mc", "must be >= 1", design_mc);
+  if (!(negligible_gate >= 0) || !(negligible_gate < 1))
+    fail("VoronoiOptions", "negligible_gate", "must be in [0, 1)", negligible_gate);
   for (const auto& kv : rbar) {
     if (kv.first < 2)
       fail("VoronoiOptions", "rbar cell size", "must be >= 2", kv.first);
@@ -419,6 +452,13 @@ VoronoiLoss voronoi_loss(const GaussianMoE& truth, const GaussianMoE& fit, const
   std::vector<Atom> T = truth.atoms();
   std::vector<FitAtom> F;
   for (const Atom& a : fit.atoms()) F.push_back({a, fit.experts().equivalents(a.eta)});
+  if (!opt.design.empty()) {
+    // Average gate weight of each fitted atom over the design (models.md 9.2).
+    Rng rng(opt.design_seed);
+    const arma::mat X = draw_design(opt.design, fit.dim(), opt.design_mc, rng);
+    const arma::vec g = arma::mean(arma::exp(fit.log_weights(X)), 1);
+    for (std::size_t i = 0; i < F.size(); ++i) F[i].gate_mean = g[i];
+  }
   const std::size_t kt = T.size(), ref = kt - 1;
   const std::size_t d = truth.dim();
 

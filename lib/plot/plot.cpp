@@ -184,6 +184,8 @@ void PlotOptions::validate() const {
   if (height < 0 || (height > 0 && height < 200)) fail(fn, "height", "must be 0 (auto) or >= 200", height);
   if (font_size < 0 || font_size > 72) fail(fn, "font_size", "must be in [0, 72]", font_size);
   if (gnuplot.empty()) fail(fn, "gnuplot", "must name a program", "\"\"");
+  if (columns < 0) fail(fn, "columns", "must be >= 0", columns);
+  if (key != "below" && key != "right") fail(fn, "key", "must be below or right", key);
 }
 
 std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::string& output,
@@ -196,8 +198,10 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
     fail("gnuplot_script", "output path", "must not contain quotes or newlines", output);
 
   const int n_panels = static_cast<int>(panels.size());
-  const int width = opt.width > 0 ? opt.width : 1000 * n_panels + 100;
-  const int height = opt.height > 0 ? opt.height : (n_panels == 1 ? 820 : 860);
+  const int n_cols = opt.columns > 0 ? std::min(opt.columns, n_panels) : n_panels;
+  const int n_rows = (n_panels + n_cols - 1) / n_cols;
+  const int width = opt.width > 0 ? opt.width : 1000 * n_cols + 100;
+  const int height = opt.height > 0 ? opt.height : (n_panels == 1 ? 820 : n_rows > 1 ? 640 * n_rows : 860);
   const int font_size = opt.font_size > 0 ? opt.font_size : (n_panels == 1 ? 18 : 17);
   const std::string ext = lower_extension(terminal_hint.empty() ? output : terminal_hint);
   const std::string level_text = percent(panels.front().series.front().fit.level > 0
@@ -218,6 +222,7 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
 
   std::ostringstream data, cmds;
   Range x_all, y_all;
+  std::vector<Range> y_panel(panels.size());
   std::vector<std::vector<std::string>> panel_plots(panels.size());
   std::vector<std::size_t> key_rows(panels.size(), 1);
 
@@ -242,6 +247,7 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
         data << num(used.n[i] * jit * dodge) << ' ' << num(used.loss[i]) << '\n';
         x_all.add(used.n[i] * jit * dodge);
         y_all.add(used.loss[i]);
+        y_panel[p].add(used.loss[i]);
       }
       data << "EOD\n";
       if (used.size() > 0)
@@ -255,7 +261,9 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
         data << num(m.n * dodge) << ' ' << num(m.median) << ' ' << num(m.q_low) << ' '
              << num(m.q_high) << '\n';
         y_all.add(m.q_low);
+        y_panel[p].add(m.q_low);
         y_all.add(m.q_high);
+        y_panel[p].add(m.q_high);
       }
       data << "EOD\n";
       if (!sums.empty())
@@ -269,7 +277,9 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
           data << num(b.n) << ' ' << num(b.fit) << ' ' << num(b.low) << ' ' << num(b.high) << '\n';
           x_all.add(b.n);
           y_all.add(b.low);
+        y_panel[p].add(b.low);
           y_all.add(b.high);
+        y_panel[p].add(b.high);
         }
         data << "EOD\n";
         bands.push_back("$fit_" + id + " using 1:3:4 with filledcurves fc rgb \"" + colour +
@@ -287,6 +297,7 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
           for (double n : {f.n_min, f.n_max}) {
             data << num(n) << ' ' << num(theory_at(f, e, n)) << '\n';
             y_all.add(theory_at(f, e, n));
+        y_panel[p].add(theory_at(f, e, n));
           }
           data << "EOD\n";
           lines.push_back("$th_" + id + " using 1:2 with lines dt (9,6) lw 2.5 lc rgb \"" + colour +
@@ -340,7 +351,7 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
   s << "set bars small\n";
   const std::string key_font = std::to_string(std::max(8, font_size - 3));
   if (n_panels > 1) {
-    s << "set multiplot layout 1," << n_panels;
+    s << "set multiplot layout " << n_rows << "," << n_cols;
     if (!opt.title.empty()) s << " title " << quote(opt.title) << " font \"," << font_size + 3 << "\"";
     s << "\n";
   } else if (!opt.title.empty()) {
@@ -355,8 +366,16 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
     } else if (opt.title.empty() && !panels[p].title.empty()) {
       s << "set title " << quote(panels[p].title) << " font \"," << font_size + 2 << "\"\n";
     }
-    s << "set key below center horizontal Left reverse maxrows " << key_rows[p]
-      << " samplen 2.2 spacing 1.15 width 2 height 1.2 font \"," << key_font << "\"\n";
+    if (!opt.shared_y && !y_panel[p].empty()) {
+      const Range yp = y_panel[p].padded(0.05, 0.1);
+      s << "set yrange [" << num(yp.lo) << ":" << num(yp.hi) << "]\n" << log_tics("y", yp.lo, yp.hi);
+    }
+    if (opt.key == "right")
+      s << "set key outside right top vertical Left reverse samplen 1.6 spacing 1.0 width 1 font \","
+        << std::max(8, font_size - 6) << "\"\n";
+    else
+      s << "set key below center horizontal Left reverse maxrows " << key_rows[p]
+        << " samplen 2.2 spacing 1.15 width 2 height 1.2 font \"," << key_font << "\"\n";
     s << "plot ";
     const auto& pl = panel_plots[p];
     for (std::size_t i = 0; i < pl.size(); ++i) s << (i ? ", \\\n     " : "") << pl[i];

@@ -17,22 +17,27 @@ std::map<std::string, double> theory_exponents(const GaussianMoE& truth, const F
     for (const auto& b : blocks) th["m.exact." + b] = 0.5;
     return th;
   }
-  if (k != ks + 1 || truth.kind() != ModelKind::gaussian) return {{"m.loss", 0.5}};
-  const double r = rbar.count(2) ? rbar.at(2) : 4.0;
+  if (k < ks || truth.kind() != ModelKind::gaussian) return {{"m.loss", 0.5}};
+  // Over-fitted: the cell that receives every extra atom has m = k - k* + 1
+  // atoms; the weighted power mean of block B with exponent p_B converges like
+  // n^(-1/(2 p_B)) (models.md 9.2).
+  const int m = int(k - ks) + 1;
+  if (!rbar.count(m)) return th;  // rbar(m) unknown: no claim
+  const double r = rbar.at(m);
   const std::string ef = family->family(), gf = gating->family();
   const bool weak = ef == "linear" || ef == "polynomial";
-  if (gf == "softmax") {
-    for (const auto& b : blocks) {
-      double e = 0.25;
-      if (weak && (b == loc || b == "b")) e = 1.0 / (2 * r);
-      else if (weak) e = 1.0 / r;
-      th["m.over." + b] = e;
-    }
+  // Strongly identifiable: ffn without a bias inside the activation (with a bias,
+  // dh/da = x dh/db as for linear experts: models.md 9.1; no claim).
+  const bool strong = ef == "ffn" && !fit.expert.value("bias", true) &&
+                      fit.expert.value("activation", fit.expert.value("_", std::string())) != "relu";
+  auto put = [&](const std::string& b, double p) { th["m.cell." + b] = 1.0 / (2 * p); };
+  if (gf == "softmax" && (weak || strong)) {
+    for (const auto& b : blocks) put(b, strong ? 2.0 : (b == loc || b == "b") ? r : r / 2);
   } else if (gf == "laplace" && ef == "linear") {
-    th["m.over.w"] = 0.25;
-    th["m.over.a"] = 0.25;
-    th["m.over.b"] = 1.0 / (2 * r);
-    th["m.over.nu"] = 1.0 / r;
+    put("w", 2);
+    put("a", 2);
+    put("b", r);
+    put("nu", r / 2);
   }
   return th;
 }

@@ -112,7 +112,8 @@ def test_fit_result_exposes_the_json(fitted):
         assert r[key] == r.to_json()["fit"][key] or key == "seconds"
         assert getattr(r, key) == r[key] or key == "seconds"
     assert r.info["n_params"] == j["fit"]["n_params"]
-    assert r.trace.shape == (r.iterations + 1,)
+    # One entry per EM step, or per SQUAREM cycle (3 EM steps), plus the start.
+    assert 2 <= r.trace.shape[0] <= r.iterations + 1
     assert np.all(np.diff(r.trace) > -1e-8)
     assert r.standard_errors is None
     with pytest.raises(AttributeError):
@@ -359,9 +360,15 @@ def test_ctrl_c_interrupts_a_sweep_and_keeps_finished_tasks(tmp_path):
     )
     p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert p.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
+    # Interrupt once a task has finished (the file holds the header and a row),
+    # whatever the machine's load.
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
     p.send_signal(signal.SIGINT)
-    stdout, _ = p.communicate(timeout=60)
+    stdout, _ = p.communicate(timeout=120)
     assert stdout.strip() == "interrupted"
     t = moerate.ResultsTable.load(out)
     assert 0 < len(t) < 100  # the finished tasks, none marked failed

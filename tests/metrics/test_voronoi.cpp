@@ -93,7 +93,8 @@ TEST_CASE("voronoi: zero for the truth itself, after relabelling and after trans
     CHECK(L.kind == "D2");
     CHECK(L.total == Approx(0.0).epsilon(1e-14).scale(1.0));
     CHECK(L.terms.at("cell2.size") == 2.0);
-    CHECK(L.terms.at("over.beta1") == Approx(0.0).epsilon(1e-14).scale(1.0));
+    CHECK(L.terms.at("atommax.beta1") == Approx(0.0).epsilon(1e-14).scale(1.0));
+    CHECK(L.terms.at("cell.beta1") == Approx(0.0).epsilon(1e-14).scale(1.0));
   }
 }
 
@@ -120,8 +121,12 @@ TEST_CASE("voronoi: hand values, exact-fitted fit with an empty cell") {
   CHECK(std::isnan(L.terms.at("cell1.nu")));
   CHECK(L.terms.at("cell2.size") == 2.0);
   CHECK(L.terms.at("cell2.beta1") == Approx(0.05).epsilon(1e-13));
-  CHECK(L.terms.at("cell2.b") == Approx(0.2).epsilon(1e-13));
-  CHECK(L.terms.at("over.b") == Approx(0.2).epsilon(1e-13));
+  // Cell of two, D1 (exponent 1): weighted means (1/2 0.2 + 1/2 0) / 1 = 0.1; the
+  // unweighted atom maximum is 0.2.
+  CHECK(L.terms.at("cell2.b") == Approx(0.1).epsilon(1e-13));
+  CHECK(L.terms.at("cell.b") == Approx(0.1).epsilon(1e-13));
+  CHECK(L.terms.at("cell2.atommax.b") == Approx(0.2).epsilon(1e-13));
+  CHECK(L.terms.at("atommax.b") == Approx(0.2).epsilon(1e-13));
   CHECK(L.terms.at("exact.b") == 0.0);
   const json j = L.to_json();
   CHECK(j["loss"].get<double>() == Approx(2.15).epsilon(1e-13));
@@ -151,10 +156,17 @@ TEST_CASE("voronoi: hand values, over-fitted fit with a cell of three (rbar(3) =
   CHECK(L.terms.at("multi") == Approx(0.006001).epsilon(1e-12));
   CHECK(L.total == Approx(0.256001).epsilon(1e-13));
   CHECK(L.terms.at("cell1.size") == 3.0);
-  CHECK(L.terms.at("over.beta1") == Approx(0.1).epsilon(1e-12));
-  CHECK(L.terms.at("over.a") == Approx(0.2).epsilon(1e-12));
-  CHECK(L.terms.at("over.b") == Approx(0.1).epsilon(1e-12));
-  CHECK(L.terms.at("over.nu") == Approx(0.2).epsilon(1e-12));
+  CHECK(L.terms.at("atommax.beta1") == Approx(0.1).epsilon(1e-12));
+  CHECK(L.terms.at("atommax.a") == Approx(0.2).epsilon(1e-12));
+  CHECK(L.terms.at("atommax.b") == Approx(0.1).epsilon(1e-12));
+  CHECK(L.terms.at("atommax.nu") == Approx(0.2).epsilon(1e-12));
+  // Weighted power means over the cell (total weight 1.25), models.md 9.2:
+  //   beta1, b: (0.5 0.1^6 / 1.25)^(1/6);  a: (0.25 0.2^3 / 1.25)^(1/3);  nu: (0.5 0.2^3 / 1.25)^(1/3)
+  CHECK(L.terms.at("cell.beta1") == Approx(std::pow(0.5 * 1e-6 / 1.25, 1.0 / 6)).epsilon(1e-12));
+  CHECK(L.terms.at("cell.b") == Approx(std::pow(0.5 * 1e-6 / 1.25, 1.0 / 6)).epsilon(1e-12));
+  CHECK(L.terms.at("cell.a") == Approx(std::pow(0.25 * 0.008 / 1.25, 1.0 / 3)).epsilon(1e-12));
+  CHECK(L.terms.at("cell.nu") == Approx(std::pow(0.5 * 0.008 / 1.25, 1.0 / 3)).epsilon(1e-12));
+  CHECK(L.terms.at("cell1.a") == L.terms.at("cell.a"));
   CHECK(L.terms.at("exact.beta1") == Approx(0.0).epsilon(1e-14).scale(1.0));
   CHECK(L.to_json()["exponents"]["by_cell_size"]["3"]["a"] == 3.0);
 
@@ -196,8 +208,9 @@ TEST_CASE("voronoi: singleton cells and strongly identifiable experts, hand valu
   CHECK(L.terms.at("singleton") == Approx(0.45).epsilon(1e-13));
   CHECK(L.terms.at("multi") == Approx(0.08).epsilon(1e-13));
   CHECK(L.terms.at("exact.a") == Approx(0.3).epsilon(1e-13));
-  CHECK(L.terms.at("over.c") == Approx(0.4).epsilon(1e-13));
-  CHECK(L.terms.at("over.a") == Approx(0.0).epsilon(1e-14).scale(1.0));
+  CHECK(L.terms.at("atommax.c") == Approx(0.4).epsilon(1e-13));
+  CHECK(L.terms.at("atommax.a") == Approx(0.0).epsilon(1e-14).scale(1.0));
+  CHECK(L.terms.at("cell.c") == Approx(std::sqrt(0.5 * 0.16)).epsilon(1e-13));  // (1/2 0.4^2 / 1)^(1/2)
   CHECK(L.to_json()["exponents"]["by_cell_size"]["2"]["b"] == 2.0);
 }
 
@@ -229,7 +242,7 @@ TEST_CASE("voronoi: the loss grows as a parameter moves away") {
                                          lin(0, 0, 20, -5, 0.16)});
     const auto L2 = voronoi_loss(truth, f2);
     CHECK(L2.total > prev_d2);
-    CHECK(L2.terms.at("over.beta1") == Approx(delta).epsilon(1e-10).scale(1.0));
+    CHECK(L2.terms.at("atommax.beta1") == Approx(delta).epsilon(1e-10).scale(1.0));
     prev_d2 = L2.total;
   }
 }
@@ -270,10 +283,11 @@ TEST_CASE("voronoi: term names depend only on the truth, k and the families") {
   const auto La = voronoi_loss(truth, a), Lb = voronoi_loss(truth, b);
   CHECK(names_of(La) == names_of(Lb));
   for (const char* n : {"weights", "singleton", "multi", "exact.beta1", "exact.a", "exact.b", "exact.nu",
-                        "over.beta1", "over.a", "over.b", "over.nu", "cell1.beta1", "cell2.nu",
+                        "atommax.beta1", "atommax.a", "atommax.b", "atommax.nu", "cell.beta1", "cell.a",
+                        "cell.b", "cell.nu", "cell1.beta1", "cell2.nu", "cell1.atommax.b",
                         "cell1.size", "cell2.weight"})
     CHECK(La.terms.count(n) == 1);
-  CHECK(std::isnan(voronoi_loss(truth, truth).terms.at("over.b")));  // no cell of two or more
+  CHECK(std::isnan(voronoi_loss(truth, truth).terms.at("cell.b")));  // no cell of two or more
 }
 
 TEST_CASE("voronoi: invalid inputs") {

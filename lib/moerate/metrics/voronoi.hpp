@@ -24,6 +24,7 @@
 //   std::cout << L.to_json().dump(2);
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,6 +39,12 @@ struct VoronoiOptions {
   // Cell size m -> rbar(m): rbar(2) = 4, rbar(3) = 6 (models.md section 6); larger
   // cells have no known value and must be supplied when a loss needs one.
   std::map<int, double> rbar = {{2, 4.0}, {3, 6.0}};
+  // Design for each fitted atom's average gate weight (reported per atom, with
+  // a flag when below negligible_gate); "" = not computed.
+  std::string design;
+  std::size_t design_mc = 2000;      // draws of x
+  std::uint64_t design_seed = 1;
+  double negligible_gate = 1e-3;     // an atom whose average gate weight is below this is negligible
   void validate() const;  // throws InvalidArgument (keys >= 2, values finite and > 0)
 };
 
@@ -46,7 +53,11 @@ struct VoronoiLoss {
   std::string convention;  // "reference-atoms" or "infimum"
   double total = 0;
   // Flat names (docs/losses.md): "weights", "singleton", "multi", "exact.B",
-  // "over.B", "cell<j>.B", "cell<j>.size", "cell<j>.weight"; NaN where not applicable.
+  // "cell.B" (max over multi-atom cells of the weighted power mean E_B of models.md
+  // 9.2: the per-block error the theory bounds), "atommax.B" (unweighted max over
+  // the atoms of multi-atom cells: not bounded by the theory), "cell<j>.B"
+  // (singleton: the error; m >= 2: E_B), "cell<j>.atommax.B", "cell<j>.size",
+  // "cell<j>.weight"; NaN where not applicable.
   // The set of names depends only on the truth, k and the families.
   std::map<std::string, double> terms;
   json detail;             // "cells", "exponents", "translation", "notes", ...

@@ -65,6 +65,9 @@ struct PlotOptions {
   int font_size = 0;                   // 0 = 18 (one panel) or 17 (several)
   std::string gnuplot = "gnuplot";     // program, looked up on PATH
   std::string save_script;             // also copy the gnuplot script here ("" = no)
+  int columns = 0;                     // panels per row (0 = all in one row)
+  bool shared_y = true;                // one y range for every panel (false: each from its data)
+  std::string key = "below";           // legend "below" each panel or to its "right", smaller font
   void validate() const;
 };
 
