@@ -17,7 +17,8 @@ void add_identify_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "identify",
       "Check strong identifiability numerically: rank of the condition's function set, relations, verdict");
-  cmd->add_option("--expert", o->expert, "Expert family, e.g. linear | ffn:act=tanh | polynomial:p=2 (see 'moerate list')");
+  cmd->add_option("--expert", o->expert,
+                  "Expert family, e.g. linear | ffn:tanh | ffn:tanh,bias=false | polynomial:p=2 (see 'moerate list')");
   cmd->add_option("--gating", o->gating, "Gating family (for the gate version), e.g. temperature:tau=estimate,norm=none")
       ->capture_default_str();
   cmd->add_option("--dim,-d", o->dim, "Covariate dimension d")->capture_default_str()->check(CLI::PositiveNumber);
@@ -26,7 +27,9 @@ void add_identify_command(CLI::App& app) {
   cmd->add_option("--points", o->points, "Evaluation points N (0 = max(400, 4 x functions))")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed for the parameters and points (echoed)")->capture_default_str();
   cmd->add_option("--version", o->version,
-                  "Which set: gaussian | lse | gate-expert | gate | all (comma list allowed)")
+                  "Which set: gaussian (h level; relations counted only if they lift to the density) | lse | "
+                  "density (d^alpha u/d theta^alpha, |alpha| <= 2, of u = exp(beta1^T x) N(y; h, nu); "
+                  "gate-expert is its old name) | gate | all (comma list allowed)")
       ->capture_default_str();
   cmd->add_option("--model", o->model, "Use a model file's families, d, k and parameters instead of random ones");
   cmd->add_option("--params", o->params,
@@ -42,7 +45,7 @@ void add_identify_command(CLI::App& app) {
     std::vector<moerate::IdentVersion> versions;
     try {
       std::string v = o->version;
-      if (v == "all") v = "gaussian,lse,gate-expert,gate";
+      if (v == "all") v = "gaussian,lse,density,gate";
       std::size_t pos = 0;
       while (pos <= v.size()) {
         const auto c = v.find(',', pos);

@@ -401,8 +401,10 @@ std::vector<std::size_t> match_experts(const GaussianMoE& fitted, const Gaussian
   for (std::size_t i = 0; i < k; ++i)
     for (std::size_t j = 0; j < k; ++j) {
       double best = kInf;
-      for (const auto& e : fam.equivalents(fa[i].eta))
-        best = std::min(best, arma::norm(e - ra[j].eta));
+      // Canonical forms (relu's scaling), then the nearest equivalent.
+      const arma::vec rj = reference.experts().canonical(ra[j].eta);
+      for (const auto& e : fam.equivalents(fam.canonical(fa[i].eta)))
+        best = std::min(best, arma::norm(e - rj));
       const double dl = arma::norm(fa[i].location - ra[j].location);
       cost(i, j) = std::sqrt(best * best + dl * dl + std::pow(fa[i].nu - ra[j].nu, 2));
     }

@@ -8,25 +8,29 @@
 
 namespace moerate {
 
-FfnExpert::FfnExpert(std::size_t d, Activation act, std::size_t units)
-    : ExpertFamily(d), act_(act), units_(units) {
+FfnExpert::FfnExpert(std::size_t d, Activation act, std::size_t units, bool bias)
+    : ExpertFamily(d), act_(act), units_(units), bias_(bias) {
   if (units < 1) fail("FfnExpert", "number of hidden units", "must be >= 1", units);
 }
 
 json FfnExpert::family_json() const {
   json j{{"family", "ffn"}, {"activation", activation_name(act_)}};
+  if (!bias_) j["bias"] = false;  // absent means bias = true (files written before the option)
   if (units_ > 1) j["units"] = units_;
   return j;
 }
 
 std::vector<ParamBlock> FfnExpert::blocks() const {
-  if (units_ == 1) return {{"a", 0, d_}, {"b", d_, 1}, {"c", d_ + 1, 1}};
+  if (units_ == 1) {
+    if (!bias_) return {{"a", 0, d_}, {"c", d_, 1}};
+    return {{"a", 0, d_}, {"b", d_, 1}, {"c", d_ + 1, 1}};
+  }
   std::vector<ParamBlock> b{{"c0", 0, 1}};
   for (std::size_t m = 0; m < units_; ++m) {
     const std::string s = std::to_string(m + 1);
     b.push_back({"w" + s, wo(m), d_});
-    b.push_back({"u" + s, wo(m) + d_, 1});
-    b.push_back({"c" + s, wo(m) + d_ + 1, 1});
+    if (bias_) b.push_back({"u" + s, wo(m) + d_, 1});
+    b.push_back({"c" + s, co(m), 1});
   }
   return b;
 }
@@ -34,10 +38,7 @@ std::vector<ParamBlock> FfnExpert::blocks() const {
 arma::rowvec FfnExpert::mean(const arma::mat& X, const arma::vec& eta) const {
   arma::rowvec h(X.n_cols, arma::fill::value(c0(eta)));
   for (std::size_t m = 0; m < units_; ++m) {
-    const std::size_t o = wo(m);
-    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
-    z += eta[o + d_];
-    h += eta[o + d_ + 1] * activate(act_, z);
+    h += eta[co(m)] * activate(act_, pre(X, eta, m));
   }
   return h;
 }
@@ -47,34 +48,33 @@ arma::mat FfnExpert::jacobian(const arma::mat& X, const arma::vec& eta) const {
   if (units_ > 1) J.row(0).ones();
   for (std::size_t m = 0; m < units_; ++m) {
     const std::size_t o = wo(m);
-    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
-    z += eta[o + d_];
-    const double c = eta[o + d_ + 1];
+    const arma::rowvec z = pre(X, eta, m);
+    const double c = eta[co(m)];
     const arma::rowvec p1 = activate_d1(act_, z);
     J.rows(o, o + d_ - 1) = X.each_row() % (c * p1);
-    J.row(o + d_) = c * p1;
-    J.row(o + d_ + 1) = activate(act_, z);
+    if (bias_) J.row(o + d_) = c * p1;
+    J.row(co(m)) = activate(act_, z);
   }
   return J;
 }
 
 arma::mat FfnExpert::hessian(const arma::mat& X, const arma::vec& eta) const {
   const std::size_t q = n_params(), n = X.n_cols;
-  // Per unit, with the extended covariate v = (x, 1) and z = w^T x + u:
+  // Per unit, with the extended covariate v = (x, 1) (v = x without bias) and z = w^T x + u:
   //   d2h/dv_s dv_t = c phi''(z) v_s v_t,   d2h/dv_s dc = phi'(z) v_s,   d2h/dc2 = 0.
   // Different units (and c0) do not interact.
-  arma::mat V(d_ + 1, n);
+  const std::size_t nv = d_ + (bias_ ? 1 : 0);  // entries of v (the unit's inner parameters)
+  arma::mat V(nv, n);
   V.rows(0, d_ - 1) = X;
-  V.row(d_).ones();
+  if (bias_) V.row(d_).ones();
   arma::mat H(q * q, n, arma::fill::zeros);
   for (std::size_t m = 0; m < units_; ++m) {
-    const std::size_t o = wo(m), oc = o + d_ + 1;
-    arma::rowvec z = eta.subvec(o, o + d_ - 1).t() * X;
-    z += eta[o + d_];
+    const std::size_t o = wo(m), oc = co(m);
+    const arma::rowvec z = pre(X, eta, m);
     const double c = eta[oc];
     const arma::rowvec p1 = activate_d1(act_, z), p2 = activate_d2(act_, z);
-    for (std::size_t s = 0; s <= d_; ++s) {
-      for (std::size_t t = 0; t <= d_; ++t) H.row((o + s) * q + o + t) = c * p2 % V.row(s) % V.row(t);
+    for (std::size_t s = 0; s < nv; ++s) {
+      for (std::size_t t = 0; t < nv; ++t) H.row((o + s) * q + o + t) = c * p2 % V.row(s) % V.row(t);
       H.row((o + s) * q + oc) = p1 % V.row(s);
       H.row(oc * q + o + s) = p1 % V.row(s);
     }
@@ -83,16 +83,17 @@ arma::mat FfnExpert::hessian(const arma::mat& X, const arma::vec& eta) const {
 }
 
 json FfnExpert::to_json(const arma::vec& eta) const {
-  if (units_ == 1)
-    return json{{"a", arma::conv_to<std::vector<double>>::from(eta.head(d_))},
-                {"b", eta[d_]},
-                {"c", eta[d_ + 1]}};
+  if (units_ == 1) {
+    json j{{"a", arma::conv_to<std::vector<double>>::from(eta.head(d_))}, {"c", eta[co(0)]}};
+    if (bias_) j["b"] = eta[d_];
+    return j;
+  }
   json u = json::array();
   for (std::size_t m = 0; m < units_; ++m) {
     const std::size_t o = wo(m);
-    u.push_back(json{{"w", arma::conv_to<std::vector<double>>::from(eta.subvec(o, o + d_ - 1))},
-                     {"u", eta[o + d_]},
-                     {"c", eta[o + d_ + 1]}});
+    json uj{{"w", arma::conv_to<std::vector<double>>::from(eta.subvec(o, o + d_ - 1))}, {"c", eta[co(m)]}};
+    if (bias_) uj["u"] = eta[o + d_];
+    u.push_back(uj);
   }
   return json{{"c0", eta[0]}, {"units", u}};
 }
@@ -100,23 +101,30 @@ json FfnExpert::to_json(const arma::vec& eta) const {
 arma::vec FfnExpert::from_json(const json& j, const std::string& where) const {
   arma::vec eta(n_params());
   if (units_ == 1) {
+    if (!bias_ && j.is_object() && j.contains("b"))
+      throw InvalidArgument(where + ".b: the family has bias=false (h = c * phi(a^T x)), so an expert has "
+                            "no \"b\"; remove it or use an ffn family with bias");
     eta.head(d_) = json_vector(j, "a", d_, where);
-    eta[d_] = json_number(j, "b", where);
-    eta[d_ + 1] = json_number(j, "c", where);
+    if (bias_) eta[d_] = json_number(j, "b", where);
+    eta[co(0)] = json_number(j, "c", where);
     return eta;
   }
   eta[0] = json_number(j, "c0", where);
   if (!j.contains("units") || !j["units"].is_array() || j["units"].size() != units_)
     throw InvalidArgument(where + ".units: expected an array of " + std::to_string(units_) +
-                          " hidden units {\"w\":[..],\"u\":..,\"c\":..} (the family has units=" +
+                          (bias_ ? " hidden units {\"w\":[..],\"u\":..,\"c\":..}" : " hidden units {\"w\":[..],\"c\":..}") +
+                          " (the family has units=" +
                           std::to_string(units_) + "); got " + (j.contains("units") ? j["units"].dump() : "nothing"));
   for (std::size_t m = 0; m < units_; ++m) {
     const std::string wm = where + ".units[" + std::to_string(m) + "]";
     const json& uj = j["units"][m];
     const std::size_t o = wo(m);
+    if (!bias_ && uj.is_object() && uj.contains("u"))
+      throw InvalidArgument(wm + ".u: the family has bias=false (units c_m phi(w_m^T x)), so a unit has "
+                            "no \"u\"; remove it or use an ffn family with bias");
     eta.subvec(o, o + d_ - 1) = json_vector(uj, "w", d_, wm);
-    eta[o + d_] = json_number(uj, "u", wm);
-    eta[o + d_ + 1] = json_number(uj, "c", wm);
+    if (bias_) eta[o + d_] = json_number(uj, "u", wm);
+    eta[co(m)] = json_number(uj, "c", wm);
   }
   return eta;
 }
@@ -126,7 +134,7 @@ bool FfnExpert::has_sign_symmetry() const {
 }
 
 void FfnExpert::flip_unit(arma::vec& eta, std::size_t m) const {
-  const std::size_t o = wo(m), oc = o + d_ + 1;
+  const std::size_t o = wo(m), oc = co(m);
   if (act_ == Activation::sigmoid) eta[0] += eta[oc];  // c sig(z) = c - c sig(-z)
   eta.subvec(o, oc) *= -1.0;
 }
@@ -134,12 +142,16 @@ void FfnExpert::flip_unit(arma::vec& eta, std::size_t m) const {
 arma::vec FfnExpert::canonical(const arma::vec& eta) const {
   arma::vec e = eta;
   for (std::size_t m = 0; m < units_; ++m) {
-    const std::size_t o = wo(m), oc = o + d_ + 1;
+    const std::size_t o = wo(m), oc = co(m);
     if (has_sign_symmetry() && e[oc] < 0) flip_unit(e, m);
-    if (act_ == Activation::relu && e[oc] != 0) {
-      const double s = std::abs(e[oc]);  // c relu(z) = (c/s) relu(s z)
-      e.subvec(o, o + d_) *= s;
-      e[oc] /= s;
+    if (act_ == Activation::relu) {
+      // c relu(z) = (c/s) relu(s z), s > 0: scale to |w_m| = 1 (Euclidean norm of a).
+      const double s = arma::norm(e.subvec(o, o + d_ - 1));
+      if (s > 0 && std::isfinite(s)) {
+        if (oc > o + d_) e.subvec(o + d_, oc - 1) /= s;  // the bias u_m
+        e.subvec(o, o + d_ - 1) /= s;
+        e[oc] *= s;
+      }
     }
   }
   if (units_ == 1) return e;
@@ -147,13 +159,14 @@ arma::vec FfnExpert::canonical(const arma::vec& eta) const {
   std::vector<std::size_t> order(units_);
   std::iota(order.begin(), order.end(), 0);
   auto key = [&](std::size_t m) {
-    std::vector<double> k{e[wo(m) + d_ + 1], e[wo(m) + d_]};
+    std::vector<double> k{e[co(m)]};
+    if (bias_) k.push_back(e[wo(m) + d_]);
     for (std::size_t s = 0; s < d_; ++s) k.push_back(e[wo(m) + s]);
     return k;
   };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
   arma::vec out = e;
-  for (std::size_t m = 0; m < units_; ++m) out.subvec(wo(m), wo(m) + d_ + 1) = e.subvec(wo(order[m]), wo(order[m]) + d_ + 1);
+  for (std::size_t m = 0; m < units_; ++m) out.subvec(wo(m), co(m)) = e.subvec(wo(order[m]), co(order[m]));
   return out;
 }
 
@@ -173,7 +186,7 @@ std::vector<arma::vec> FfnExpert::equivalents(const arma::vec& eta) const {
   const std::size_t n_flips = has_sign_symmetry() ? (std::size_t{1} << units_) : 1;
   do {
     arma::vec p = eta;
-    for (std::size_t m = 0; m < units_; ++m) p.subvec(wo(m), wo(m) + d_ + 1) = eta.subvec(wo(perm[m]), wo(perm[m]) + d_ + 1);
+    for (std::size_t m = 0; m < units_; ++m) p.subvec(wo(m), co(m)) = eta.subvec(wo(perm[m]), co(perm[m]));
     for (std::size_t mask = 0; mask < n_flips; ++mask) {
       arma::vec e = p;
       for (std::size_t m = 0; m < units_; ++m)
@@ -221,15 +234,23 @@ arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const ar
         break;
       }
     }
+    if (!bias_) e.shed_row(d_);  // no bias: keep the slopes (the level is left to LM and the other experts)
     cands.push_back(e);
+    if (!bias_ && (act_ == Activation::gelu || act_ == Activation::relu)) {
+      // Without a bias the unit's active side is fixed by the sign of a: c relu(a^T x) and
+      // -relu(-a^T x) have the same slope where each is active; try both (a start on the
+      // inactive side is a dead relu unit, and gelu's is nearly dead).
+      arma::vec f = -e;
+      cands.push_back(f);
+    }
   }
   for (int t = 0; t < 4; ++t) {
-    arma::vec e(d_ + 2);
+    arma::vec e(n_params());
     for (auto& v : e) v = rng.normal(0, 1);
-    e[d_ + 1] = rng.normal(0, 1) * std::sqrt(arma::accu(w % y % y) / std::max(arma::accu(w), 1e-300));
+    e[co(0)] = rng.normal(0, 1) * std::sqrt(arma::accu(w % y % y) / std::max(arma::accu(w), 1e-300));
     cands.push_back(e);
   }
-  return best_refined(X, y, w, std::move(cands), opt, arma::vec(d_ + 2, arma::fill::ones));
+  return best_refined(X, y, w, std::move(cands), opt, arma::vec(n_params(), arma::fill::ones));
 }
 
 arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
@@ -249,8 +270,8 @@ arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, co
     const std::size_t o = wo(m);
     const std::size_t r = rng.integer(0, X.n_cols - 1);
     for (std::size_t s = 0; s < d_; ++s) e[o + s] = rng.normal(0, 3.0) / xsd[s];
-    e[o + d_] = -arma::dot(e.subvec(o, o + d_ - 1), X.col(r));
-    e[o + d_ + 1] = rng.normal(0, c_scale);
+    if (bias_) e[o + d_] = -arma::dot(e.subvec(o, o + d_ - 1), X.col(r));
+    e[co(m)] = rng.normal(0, c_scale);
   };
   std::vector<arma::vec> cands;
   const arma::vec lin = weighted_least_squares(X, y, w);
@@ -262,19 +283,21 @@ arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, co
     e[0] = ybar;
     for (std::size_t m = 1; m < units_; ++m) random_unit(e, m, 0.1 * ysd);
     const std::size_t o = wo(0);
+    // Without bias the unit's level cannot shift: u_m is dropped and c0 carries the level.
+    double u = (lin[d_] - ybar) / c;
     e.subvec(o, o + d_ - 1) = lin.head(d_) / c;
-    e[o + d_] = (lin[d_] - ybar) / c;
-    e[o + d_ + 1] = c;
+    e[co(0)] = c;
     if (act_ == Activation::sigmoid) {  // c sig(z) ~ c/2 + c z / 4
       e.subvec(o, o + d_ - 1) *= 4.0;
-      e[o + d_] *= 4.0;
+      u *= 4.0;
       e[0] -= c / 2;
     } else if (act_ == Activation::gelu || act_ == Activation::relu) {  // positive part ~ z
       e.subvec(o, o + d_ - 1) = lin.head(d_);
-      e[o + d_] = lin[d_] - ybar + c;
-      e[o + d_ + 1] = 1.0;
+      u = lin[d_] - ybar + c;
+      e[co(0)] = 1.0;
       e[0] = ybar - c;
     }
+    if (bias_) e[o + d_] = u;
     cands.push_back(e);
   }
   for (int t = 0; t < 5; ++t) {
@@ -291,9 +314,10 @@ arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, co
 MOERATE_REGISTER_EXPERT(
     "ffn",
     "feed-forward experts c * phi(a^T x + b); options: activation (first bare value) "
-    "sigmoid|tanh|gelu|relu, units=M for c0 + sum_m c_m phi(w_m^T x + u_m)",
+    "sigmoid|tanh|gelu|relu, units=M for c0 + sum_m c_m phi(w_m^T x + u_m), "
+    "bias=false for c * phi(a^T x) (c0 + sum_m c_m phi(w_m^T x))",
     [](const json& spec, std::size_t d) -> std::shared_ptr<ExpertFamily> {
-      check_spec_keys(spec, {"activation", "_", "units"}, "ffn");
+      check_spec_keys(spec, {"activation", "_", "units", "bias"}, "ffn");
       std::string act = "tanh";
       const char* key = spec.contains("activation") ? "activation" : (spec.contains("_") ? "_" : nullptr);
       if (key) {
@@ -302,7 +326,18 @@ MOERATE_REGISTER_EXPERT(
         act = spec[key].get<std::string>();
       }
       const std::size_t units = spec_integer(spec, "units", 1, 1, "ffn");
-      return std::make_shared<FfnExpert>(d, parse_activation(act), units);
+      bool bias = true;  // absent: files written before the option keep their meaning
+      if (spec.contains("bias")) {
+        const json& b = spec["bias"];
+        if (b.is_boolean()) {
+          bias = b.get<bool>();
+        } else if (b.is_string() && (b == "true" || b == "false")) {
+          bias = b == "true";
+        } else {
+          throw InvalidArgument("ffn: option bias must be true or false; got " + b.dump());
+        }
+      }
+      return std::make_shared<FfnExpert>(d, parse_activation(act), units, bias);
     });
 
 }  // namespace moerate

@@ -20,6 +20,7 @@ std::string ident_version_name(IdentVersion v) {
     case IdentVersion::lse: return "lse";
     case IdentVersion::gate_expert: return "gate-expert";
     case IdentVersion::gate: return "gate";
+    case IdentVersion::density: return "density";
   }
   return "?";
 }
@@ -29,7 +30,8 @@ IdentVersion parse_ident_version(const std::string& s) {
   if (s == "lse") return IdentVersion::lse;
   if (s == "gate-expert") return IdentVersion::gate_expert;
   if (s == "gate") return IdentVersion::gate;
-  throw InvalidArgument("identify: version must be gaussian, lse, gate-expert or gate; got '" + s + "'");
+  if (s == "density") return IdentVersion::density;
+  throw InvalidArgument("identify: version must be gaussian, lse, density, gate-expert or gate; got '" + s + "'");
 }
 
 void IdentOptions::validate() const {
@@ -291,6 +293,7 @@ FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X
 
   std::string hess_source;
   double hess_acc = 0;
+  std::vector<arma::vec> fs_lift_cols;  // gaussian version: density-level counterparts, column by column
   for (std::size_t j = 0; j < k; ++j) {
     const int jj = static_cast<int>(j);
     const arma::vec eta = s.eta.col(j);
@@ -304,11 +307,32 @@ FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X
     auto Hrow = [&](std::size_t u, std::size_t w) -> arma::rowvec { return H.row(u * q + w); };
 
     if (v == IdentVersion::gaussian || v == IdentVersion::lse) {
-      for (auto u : fr) b.add(J.row(u), "dh/d" + pn[u], jj);
+      // Density-level counterparts (gaussian version, y given): u = exp(beta1^T x) N(y; h, nu),
+      // dh/deta_u -> du/deta_u, d2h/(deta_u deta_v) -> d2u/(deta_u deta_v), x_w dh/deta_u -> d2u/(dbeta1_w deta_u).
+      const bool lift = v == IdentVersion::gaussian && y.n_elem == n;
+      arma::rowvec Em, Ema;  // E N' and E N'' (derivatives of N in its mean)
+      if (lift) {
+        const double nu = s.nu[j];
+        const arma::rowvec h = f.mean(X, eta), r = y - h;
+        const arma::rowvec E = arma::exp(s.location.col(j).t() * X);
+        const arma::rowvec N = arma::exp(log_normal_pdf(y, h, nu));
+        Em = E % N % r / nu;
+        Ema = E % N % (r % r / (nu * nu) - 1.0 / nu);
+      }
+      auto lifted = [&](const arma::rowvec& col) {
+        if (lift) fs_lift_cols.push_back(col.t());
+      };
+      for (auto u : fr) b.add(J.row(u), "dh/d" + pn[u], jj), lifted(lift ? arma::rowvec(Em % J.row(u)) : arma::rowvec());
       for (std::size_t a = 0; a < fr.size(); ++a)
-        for (std::size_t c = a; c < fr.size(); ++c) b.add(Hrow(fr[a], fr[c]), d2name("h", pn[fr[a]], pn[fr[c]]), jj);
+        for (std::size_t c = a; c < fr.size(); ++c) {
+          b.add(Hrow(fr[a], fr[c]), d2name("h", pn[fr[a]], pn[fr[c]]), jj);
+          lifted(lift ? arma::rowvec(Ema % J.row(fr[a]) % J.row(fr[c]) + Em % Hrow(fr[a], fr[c])) : arma::rowvec());
+        }
       for (std::size_t w = 0; w < d; ++w)
-        for (auto u : fr) b.add(X.row(w) % J.row(u), xname(w) + "*dh/d" + pn[u], jj);
+        for (auto u : fr) {
+          b.add(X.row(w) % J.row(u), xname(w) + "*dh/d" + pn[u], jj);
+          lifted(lift ? arma::rowvec(X.row(w) % Em % J.row(u)) : arma::rowvec());
+        }
       if (v == IdentVersion::lse) {
         const arma::rowvec h = f.mean(X, eta);
         b.add(h, "h", jj);
@@ -320,8 +344,8 @@ FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X
       continue;
     }
 
-    // gate-expert: u = exp(beta1^T x) N(y; h, nu), derivatives in (beta1, eta, nu).
-    if (y.n_elem != n) throw InvalidArgument("identify: the gate-expert version needs y at every point");
+    // density (gate-expert): u = exp(beta1^T x) N(y; h, nu), derivatives in (beta1, eta, nu).
+    if (y.n_elem != n) throw InvalidArgument("identify: the density version needs y at every point");
     const double nu = s.nu[j];
     const arma::rowvec h = f.mean(X, eta);
     const arma::rowvec r = y - h;
@@ -365,9 +389,13 @@ FunctionSet function_set(const IdentSetup& s, IdentVersion v, const arma::mat& X
       for (std::size_t c = a; c < ps.size(); ++c) b.add(second(ps[a], ps[c]), d2name("u", ps[a].name, ps[c].name), jj);
   }
   b.finish(n);
+  if (!fs_lift_cols.empty() && fs_lift_cols.size() == fs.F.n_cols) {
+    fs.lifted.set_size(n, fs_lift_cols.size());
+    for (std::size_t c = 0; c < fs_lift_cols.size(); ++c) fs.lifted.col(c) = fs_lift_cols[c];
+  }
   fs.derivatives = hess_source;
   fs.derivative_accuracy = hess_acc;
-  if (v == IdentVersion::gate_expert)
+  if (v == IdentVersion::gate_expert || v == IdentVersion::density)
     fs.derivatives += "; Gaussian density derivatives (mean, variance) analytic";
   return fs;
 }
@@ -417,7 +445,27 @@ std::string relation_text(const std::vector<std::pair<std::string, double>>& ter
 
 void annotate(Relation& rel, const FunctionSet& fs, const IdentSetup* setup) {
   // Heat equation: d2u/dX2 = 2 du/dnu (gate-expert version).
-  if (fs.version == IdentVersion::gate_expert && rel.terms.size() == 2) {
+  const bool dens = fs.version == IdentVersion::gate_expert || fs.version == IdentVersion::density;
+  if (dens && setup && rel.experts.size() == 1 && rel.experts[0] >= 0 && rel.terms.size() >= 2) {
+    // Positive homogeneity (relu): sum over the inner parameters v of v du/dv - c du/dc = 0.
+    const std::size_t j = static_cast<std::size_t>(rel.experts[0]);
+    const auto pn = setup->experts->param_names();
+    arma::vec want(pn.size(), arma::fill::zeros), got(pn.size(), arma::fill::zeros);
+    for (std::size_t u = 0; u < pn.size(); ++u) want[u] = (pn[u].rfind("c", 0) == 0 ? -1.0 : 1.0) * setup->eta(u, j);
+    bool only_first = true;
+    for (const auto& t : rel.terms) {
+      const std::string bn = fs.base_names[t.column];
+      bool found = false;
+      for (std::size_t u = 0; u < pn.size(); ++u)
+        if (bn == "du/d" + pn[u]) got[u] = t.coef, found = true;
+      only_first = only_first && found;
+    }
+    const double nw = arma::norm(want), ng = arma::norm(got);
+    if (only_first && nw > 0 && ng > 0 && std::abs(arma::dot(want, got)) / (nw * ng) > 1 - 1e-6)
+      rel.note = "positive homogeneity: c phi(z) = (c/s) phi(s z) for s > 0 (relu), so the inner parameters' "
+                 "derivatives weighted by their values equal c du/dc";
+  }
+  if (dens && rel.terms.size() == 2) {
     const auto& a = rel.terms[0];
     const auto& c = rel.terms[1];
     const std::string an = fs.base_names[a.column], cn = fs.base_names[c.column];
@@ -456,6 +504,102 @@ void annotate(Relation& rel, const FunctionSet& fs, const IdentSetup* setup) {
       rel.note = "scale invariance: theta . d/dtheta = 0 (scaling all gate parameters together leaves the gate "
                  "unchanged, e.g. tau d/dtau = -(beta . d/dbeta))";
   }
+}
+
+/// An m-vector of coefficients (the functions' own units) as a Relation: terms
+/// below coef_drop (relative) dropped, the largest coefficient 1.
+Relation relation_from(const arma::vec& coef, const FunctionSet& fs, const IdentReport& rep, double coef_drop) {
+  Relation rel;
+  const double mx = arma::abs(coef).max();
+  if (!(mx > 0)) return rel;
+  arma::vec co = coef;
+  co.elem(arma::find(arma::abs(co) < coef_drop * mx)).zeros();
+  std::size_t lead = 0;
+  while (std::abs(co[lead]) < mx * (1 - 1e-6)) ++lead;
+  co /= co[lead];
+  std::vector<int> ex;
+  std::vector<std::pair<std::string, double>> tt;
+  for (std::size_t c = 0; c < co.n_elem; ++c)
+    if (co[c] != 0) {
+      rel.terms.push_back({c, rep.names[c], co[c]});
+      ex.push_back(fs.expert[c]);
+      tt.emplace_back(rep.names[c], co[c]);
+    }
+  std::sort(ex.begin(), ex.end());
+  ex.erase(std::unique(ex.begin(), ex.end()), ex.end());
+  rel.experts = ex;
+  rel.text = relation_text(tt);
+  rel.zero_function = rel.terms.size() == 1;
+  return rel;
+}
+
+/// Gaussian version: keep in rep.relations only the h-level relations that lift
+/// to the density (the same combination of the density-level counterparts
+/// vanishes); move the others to rep.excused. The lifting relations are the
+/// null space of the stacked matrix [F; L] (each block scaled by its Frobenius
+/// norm, then each column to unit norm), decided at the exact-relation level
+/// and read back as a sparse basis.
+void lift_relations(IdentReport& rep, const FunctionSet& fs, const IdentOptions& opt, const IdentSetup* setup,
+                    double exact_rel) {
+  const std::size_t m = fs.F.n_cols, n = fs.F.n_rows;
+  rep.n_h_relations = rep.relations.size();
+  if (rep.relations.empty()) return;
+  const double fF = arma::norm(fs.F, "fro"), fL = arma::norm(fs.lifted, "fro");
+  if (!(fF > 0) || !(fL > 0)) return;
+  arma::mat G(2 * n, m);
+  G.rows(0, n - 1) = fs.F / fF;
+  G.rows(n, 2 * n - 1) = fs.lifted / fL;
+  arma::vec g(m);
+  for (std::size_t c = 0; c < m; ++c) g[c] = arma::norm(G.col(c));
+  const double gmax = g.max();
+  std::vector<Relation> kept, excused;
+  std::vector<std::size_t> nzc;
+  for (std::size_t c = 0; c < m; ++c) {
+    if (g[c] > opt.zero_threshold * gmax) {
+      nzc.push_back(c);
+      continue;
+    }
+    arma::vec co(m, arma::fill::zeros);  // zero at both levels
+    co[c] = 1;
+    Relation rel = relation_from(co, fs, rep, opt.coef_drop);
+    rel.note = "identically zero for the density too";
+    kept.push_back(rel);
+  }
+  arma::mat Gs(2 * n, nzc.size());
+  for (std::size_t i = 0; i < nzc.size(); ++i) Gs.col(i) = G.col(nzc[i]) / g[nzc[i]];
+  arma::mat U2, V2;
+  arma::vec s2;
+  if (!arma::svd_econ(U2, s2, V2, Gs, "right")) throw std::runtime_error("identify: SVD failed (lift)");
+  std::size_t rr = 0;
+  while (rr < s2.n_elem && s2[rr] > exact_rel * s2[0]) ++rr;
+  if (rr < nzc.size()) {
+    const arma::mat B = sparse_basis(V2.cols(rr, nzc.size() - 1));
+    for (std::size_t i = 0; i < B.n_rows; ++i) {
+      arma::vec co(m, arma::fill::zeros);  // the functions' own units
+      for (std::size_t c = 0; c < nzc.size(); ++c) co[nzc[c]] = B(i, c) / g[nzc[c]];
+      Relation rel = relation_from(co, fs, rep, opt.coef_drop);
+      if (rel.terms.empty()) continue;
+      annotate(rel, fs, setup);
+      kept.push_back(rel);
+    }
+  }
+  // The h-level relations found before, each with the size of its lift.
+  arma::vec ln(m);
+  for (std::size_t c = 0; c < m; ++c) ln[c] = arma::norm(fs.lifted.col(c));
+  for (Relation rel : rep.relations) {
+    arma::vec co(m, arma::fill::zeros);
+    for (const auto& t : rel.terms) co[t.column] = t.coef;
+    const double lifted = arma::norm(fs.lifted * co) / std::max(arma::dot(arma::abs(co), ln), 1e-300);
+    if (lifted <= 1e-8) continue;  // it lifts: in the span reported above
+    std::ostringstream note;
+    note.precision(2);
+    note << (rel.zero_function ? "identically zero at the h level only" : "parameterisation relation")
+         << ": its density-level counterpart is not 0 (relative size " << lifted << ")";
+    rel.note = note.str();
+    excused.push_back(rel);
+  }
+  rep.relations = kept;
+  rep.excused = excused;
 }
 
 IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const IdentSetup* setup) {
@@ -603,6 +747,9 @@ IdentReport analyse_impl(const FunctionSet& fs, const IdentOptions& opt, const I
       annotate(rel, fs, setup);
       rep.relations.push_back(rel);
     }
+    if (!fs.lifted.is_empty()) lift_relations(rep, fs, opt, setup, exact_rel);
+  } else if (!fs.lifted.is_empty()) {
+    lift_relations(rep, fs, opt, setup, fs.analytic ? 1e-12 : 1e-9);
   }
   // Near relations: singular directions between the exact level and the threshold.
   if (mz > 0 && rep.rank_threshold < rep.rank) {
@@ -686,8 +833,8 @@ IdentReport identify(const IdentSetup& s, IdentVersion v, const IdentOptions& op
   Rng rng(derive_seed(opt.seed, {1}));
   const arma::mat X = draw_design(opt.design, d, n, rng);
   arma::rowvec y(n, arma::fill::zeros);
-  if (v == IdentVersion::gate_expert) {
-    // y near each expert in turn, spread 1.5 standard deviations.
+  if (v == IdentVersion::gate_expert || v == IdentVersion::density || v == IdentVersion::gaussian) {
+    // y near each expert in turn, spread 1.5 standard deviations (gaussian: for the density lift).
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t j = i % k;
       const arma::mat xi = X.col(i);
@@ -757,6 +904,11 @@ json IdentReport::to_json() const {
                     {"note", r.note}});
   }
   j["relations"] = rels;
+  json exc = json::array();
+  for (const auto& r : excused)
+    exc.push_back({{"relation", r.text}, {"identically_zero", r.zero_function}, {"note", r.note}});
+  j["excused"] = exc;
+  j["n_h_relations"] = n_h_relations;
   j["exact_level"] = exact_level;
   json near = json::array();
   for (const auto& r : near_relations) near.push_back({{"relation", r.text}, {"note", r.note}});
@@ -809,6 +961,18 @@ std::string IdentReport::text() const {
   if (!relations.empty()) {
     os << "  relations (" << relations.size() << ", sparse basis of the null space):\n";
     for (const auto& g : grouped) os << "    " << g << "\n";
+  }
+  if (!excused.empty() || n_h_relations > 0) {
+    os << "  density lift: " << relations.size() << " of the " << n_h_relations
+       << " h-level relation(s) hold for the density too (counted above); not counted (" << excused.size() << "):\n";
+    std::size_t shown = 0;
+    for (const auto& e : excused) {
+      if (++shown > 12) {
+        os << "    ... (" << excused.size() - 12 << " more; --json lists all)\n";
+        break;
+      }
+      os << "    " << e.text << "   [" << e.note << "]\n";
+    }
   }
   if (!near_relations.empty()) {
     os << "  near relations (" << near_relations.size() << ": singular values between the exact level and the threshold;"

@@ -449,9 +449,15 @@ json VoronoiLoss::to_json() const {
 VoronoiLoss voronoi_loss(const GaussianMoE& truth, const GaussianMoE& fit, const VoronoiOptions& opt) {
   opt.validate();
   const Setup s = make_setup(truth, fit);
+  // Parameters compared in canonical form: equivalents(canonical(fit)) against
+  // canonical(truth) (quotients out continuous symmetries such as relu's scaling).
   std::vector<Atom> T = truth.atoms();
+  for (Atom& a : T) a.eta = truth.experts().canonical(a.eta);
   std::vector<FitAtom> F;
-  for (const Atom& a : fit.atoms()) F.push_back({a, fit.experts().equivalents(a.eta)});
+  for (Atom a : fit.atoms()) {
+    a.eta = fit.experts().canonical(a.eta);
+    F.push_back({a, fit.experts().equivalents(a.eta)});
+  }
   if (!opt.design.empty()) {
     // Average gate weight of each fitted atom over the design (models.md 9.2).
     Rng rng(opt.design_seed);

@@ -6,11 +6,14 @@
 // are linearly independent; the least-squares version uses
 //     { x^alpha d^|tau| h / d eta^tau : |alpha| + |tau| <= 2 }.
 // Two further sets expose the interactions behind the slow rates:
-//   gate-expert  the Taylor expansion to order 2 of
+//   density      (models.md 9.5; "gate-expert" is the same set under its old name)
+//                the Taylor expansion to order 2 of
 //                  u(x, y) = exp(beta1^T x) N(y; h(x; eta), nu)
 //                in (beta1, eta, nu) (u itself, first and second derivatives),
 //                per expert; linear experts give du/da = d2u/(dbeta1 db) and
-//                the heat equation d2u/db2 = 2 du/dnu.
+//                the heat equation d2u/db2 = 2 du/dnu; c phi(a^T x + b) gives the
+//                first; bias-free c phi(a^T x) (sigmoid, tanh, gelu) none; relu
+//                gives positive homogeneity a du/da (+ b du/db) - c du/dc = 0.
 //   gate         the gate's own parameters: d log pi_j(x) / d theta_p as
 //                functions of (x, j); temperature with a linear router gives
 //                tau d/dtau = -(beta . d/dbeta) (a scale relation).
@@ -26,6 +29,19 @@
 // threshold-only rank and the largest relative gap are reported too; the null space is turned into a
 // sparse basis by reduced row echelon form and read back as relations among
 // the named functions, e.g. "dh/da_1 - x_1*dh/db = 0".
+//
+// The h-level (gaussian) set is a sufficient condition only: read literally it
+// flags identically zero second derivatives (d2h/dc2 = 0) and relations of the
+// parameterisation (dh/da = c d2h/(da dc) for h = c phi(a^T x)). Each h-level
+// function has a density-level counterpart (dh/deta_u -> du/deta_u,
+// d2h/(deta_u deta_v) -> d2u/(deta_u deta_v), x_w dh/deta_u -> d2u/(dbeta1_w
+// deta_u), evaluated with y drawn near the experts); an h-level relation counts
+// (IdentReport::relations, the verdict) only when the same combination of the
+// counterparts vanishes too ("lifts" to the density); the others are listed as
+// IdentReport::excused (identically zero functions, parameterisation relations).
+// So the gaussian verdict agrees with the density version: linear, polynomial
+// and ffn with a bias keep dh/da = x dh/db (it lifts to du/da = d2u/(dbeta1 db)).
+// The lse version is read literally (no lift).
 //
 // Derivatives: ExpertFamily::jacobian is analytic; a family's hessian() is
 // used when it agrees with Richardson-extrapolated central differences of the
@@ -51,8 +67,9 @@
 
 namespace moerate {
 
-enum class IdentVersion { gaussian, lse, gate_expert, gate };
-std::string ident_version_name(IdentVersion v);   // "gaussian", "lse", "gate-expert", "gate"
+enum class IdentVersion { gaussian, lse, gate_expert, gate, density };
+/// "gaussian", "lse", "gate-expert", "gate", "density" (density = the gate-expert set)
+std::string ident_version_name(IdentVersion v);
 IdentVersion parse_ident_version(const std::string& s);  // throws InvalidArgument
 
 struct IdentOptions {
@@ -100,6 +117,8 @@ struct FunctionSet {
   std::string derivatives;               // how the derivatives were obtained
   double derivative_accuracy = 0;        // stated relative accuracy (0 = exact/analytic)
   bool analytic = true;                  // every derivative analytic (decides the auto exact threshold)
+  /// gaussian version with y: the density-level counterpart of each column (N x m), else empty.
+  arma::mat lifted;
   std::string full_name(std::size_t c) const;  // "dh/da_1[2]" (expert 2) or the base name
 };
 
@@ -148,7 +167,11 @@ struct IdentReport {
   std::string derivatives;
   double derivative_accuracy = 0;
   std::vector<std::string> parameters; // "expert j: eta = {...}, nu = ..., beta1 = [...]"
-  std::vector<Relation> relations;     // sparse basis of all exact linear relations
+  std::vector<Relation> relations;     // sparse basis of all exact linear relations (gaussian version:
+                                       // those that lift to the density; these decide the verdict)
+  std::vector<Relation> excused;       // gaussian version: h-level relations that do not lift (identically
+                                       // zero functions, parameterisation relations), with a note
+  std::size_t n_h_relations = 0;       // gaussian version: dimension of the h-level null space
   std::vector<Relation> near_relations;  // directions with exact level < s <= threshold (ill-conditioning)
   std::vector<std::string> grouped;    // relations grouped over experts ("experts 1, 2: ...")
   bool strongly_identifiable = false;  // no relation
