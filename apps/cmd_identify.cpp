@@ -24,7 +24,7 @@ void add_identify_command(CLI::App& app) {
   cmd->add_option("--experts,-k", o->k, "Number of experts k (distinct random parameters)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--points", o->points, "Evaluation points N (0 = max(400, 4 x functions))")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Random seed for the parameters and points (echoed)")->capture_default_str();
+  moerate::cli::add_seed_option(cmd, o->seed, "Random seed for the parameters and points (echoed)");
   cmd->add_option("--version", o->version,
                   "Which set: gaussian | lse | gate-expert | gate | all (comma list allowed)")
       ->capture_default_str();

@@ -70,7 +70,7 @@ void add_loss_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t(2), std::size_t(100000000)))
       ->needs(dist);
-  cmd->add_option("--seed", o->seed, "Seed of the Monte Carlo draws of x")->capture_default_str();
+  moerate::cli::add_seed_option(cmd, o->seed, "Seed of the Monte Carlo draws of x");
   moerate::cli::set_example(
       cmd, "moerate loss --truth data/experiment-a.json --fit fit.json --distances --mc 2000 --seed 1 --json");
 

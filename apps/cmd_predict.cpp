@@ -47,6 +47,7 @@ void add_predict_command(CLI::App& app) {
   moerate::cli::set_example(cmd, "moerate predict --model tone-fit.json --data data/tone.csv --out tone-pred.csv");
   cmd->callback([o]() {
     moerate::cli::configure_threads(1);
+    moerate::cli::check_out(o->out, {o->model, o->data});
     for (double q : o->quantiles)
       if (!(q > 0 && q < 1)) throw moerate::cli::UsageError("--quantiles: each must lie in (0, 1); got " + moerate::to_text(q));
     const auto m = moerate::GaussianMoE::load(o->model);
@@ -67,6 +68,9 @@ void add_predict_command(CLI::App& app) {
     const arma::mat H = m.expert_means(D.X);
     const arma::rowvec mean = m.regression_function(D.X);
     const arma::rowvec var = m.predictive_variance(D.X);
+    if (!P.is_finite() || !H.is_finite() || !mean.is_finite() || !var.is_finite())
+      throw std::runtime_error(o->model + ": predictions on " + o->data +
+                               " overflow a double (inf or NaN); the covariates are too far out for this model");
     arma::mat post;
     if (D.has_y() && m.kind() == moerate::ModelKind::gaussian) post = m.responsibilities(D.X, D.y);
     std::ostringstream out;
@@ -88,6 +92,8 @@ void add_predict_command(CLI::App& app) {
           v = mixture_quantile(P.col(i), H.col(i), m.nu(), q);
         else
           v = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{std::max(var[i], 1e-300)}, q);
+        if (!std::isfinite(v))
+          throw std::runtime_error(o->model + ": a predictive quantile on " + o->data + " is not finite");
         out << ',' << moerate::format_double(v);
       }
       for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(P(j, i));

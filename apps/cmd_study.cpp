@@ -48,7 +48,8 @@ void add_study_command(CLI::App& app) {
   moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");
   cmd->callback([o]() {
     namespace fs = std::filesystem;
-    moerate::cli::configure_threads(o->threads);
+    o->threads = moerate::cli::configure_threads(o->threads);
+    moerate::cli::check_range("--bootstrap", o->bootstrap, 0, 1000000);
     json cfg;
     try {
       cfg = moerate::builtin_study_config(o->name, o->scale);
@@ -60,7 +61,14 @@ void add_study_command(CLI::App& app) {
       return;
     }
     const std::string dir = o->out.empty() ? "out/" + o->name + "-" + o->scale : o->out;
-    fs::create_directories(dir);
+    {
+      std::error_code ec;
+      const auto st = fs::symlink_status(dir, ec);
+      if (fs::exists(st) && !fs::is_directory(st))
+        throw moerate::cli::UsageError("--out: " + dir + " exists and is not a directory (the study writes several files into a directory)");
+      fs::create_directories(dir, ec);
+      if (ec) throw std::runtime_error(dir + ": cannot create the output directory: " + ec.message());
+    }
     const std::string cfg_path = dir + "/study.json", results = dir + "/results.csv";
     // A directory holds one study: rerunning the same study resumes it.
     bool resume = false;
@@ -81,6 +89,11 @@ void add_study_command(CLI::App& app) {
     so.resume = resume;
     so.progress = !o->quiet;
     const auto sum = moerate::run_sweep(study, results, so);
+    if (sum.tasks_run > 0 && sum.tasks_failed == sum.tasks_run) {
+      std::string msg = "every task failed (" + std::to_string(sum.tasks_failed) + "); the first errors:";
+      for (const auto& e : sum.first_errors) msg += "\n  " + e;
+      throw std::runtime_error(msg);
+    }
     std::cout << "sweep: " << sum.tasks_run << " fits in " << fmt(sum.seconds, 1) << " s (" << sum.tasks_skipped
               << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap\n\n";
 
@@ -121,7 +134,7 @@ void add_study_command(CLI::App& app) {
         if (th.count(m)) theory_plot[m] = th.at(m);
       panels.push_back(moerate::panel_from_results(table, st.label, metrics, theory_plot, ro, st.label, false, results));
     }
-    moerate::write_file_atomic(dir + "/rates.json", rates.dump(2) + "\n");
+    moerate::write_json_file(dir + "/rates.json", rates);
     const std::string fig = dir + "/" + o->name + ".png";
     moerate::PlotOptions po;
     po.title = o->name + " (" + o->scale + " scale): per-replicate points, medians with 10-90% bars, fit with 95% band";

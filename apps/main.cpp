@@ -5,6 +5,7 @@
 
 #include "cli_common.hpp"
 #include "moerate/core/error.hpp"
+#include "moerate/io/files.hpp"
 
 // One line per subcommand (each defined in apps/cmd_NAME.cpp).
 void add_simulate_command(CLI::App&);
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   add_study_command(app);
   add_plotfit_command(app);
 
+  moerate::install_cleanup_handlers();  // temporary files go away on SIGINT/SIGTERM
   std::string cmd_name = "moerate";
   try {
     app.parse(argc, argv);
@@ -71,6 +73,11 @@ int main(int argc, char** argv) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::cerr << cmd_name << ": error: out of memory: the problem is too large for this machine "
+                             "(reduce n, d, k or the number of replicates)\n";
+    return 1;
   } catch (const std::exception& e) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";

@@ -5,12 +5,13 @@ A doctest executable contributes its own test-case counts (from its
 "[doctest] test cases: N | P passed | F failed" line); a crashed or timed-out
 executable without that line counts as one failure. Any other meson test (a
 command-line script) counts as one test, passed or failed by its result.
+Several logs (e.g. the release and the sanitizer build) are summed.
 Prints "tests: N passed, M failed"; exits 1 if anything failed or no test ran.
 """
 import re
 import sys
 
-text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+text = "".join(open(p, encoding="utf-8", errors="replace").read() for p in sys.argv[1:])
 # Each test's block in testlog.txt starts with a line of '=' and a line
 # "N/M name  RESULT  time".
 blocks = re.split(r"^=+ \d+/\d+ =+$", text, flags=re.M)
