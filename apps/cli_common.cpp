@@ -44,6 +44,22 @@ void check_range(const std::string& option, double value, double lo, double hi) 
                      moerate::to_text(value));
 }
 
+CLI::Validator whole(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        long long v = 0;
+        const char* b = text.data();
+        const char* e = b + text.size();
+        if (b != e && *b == '+') ++b;
+        const auto r = std::from_chars(b, e, v);
+        if (text.empty() || r.ec != std::errc() || r.ptr != e || v < lo || v > hi)
+          return "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (a whole number); got '" +
+                 text + "'";
+        return std::string();
+      },
+      "INT", "whole number");
+}
+
 CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::string& help) {
   auto* opt = cmd->add_option_function<std::string>(
       "--seed",

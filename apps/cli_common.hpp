@@ -45,6 +45,10 @@ void check_out(const std::string& out, const std::vector<std::string>& inputs, c
 /// A numeric option that must be finite and within [lo, hi] (UsageError naming the option).
 void check_range(const std::string& option, double value, double lo, double hi);
 
+/// A whole number in [lo, hi], checked on the text before conversion (so that
+/// "-1" is never wrapped around to 2^64 - 1), with our own message.
+CLI::Validator whole(long long lo, long long hi);
+
 /// Adds --seed: a non-negative integer below 2^64, parsed with our own message.
 CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::string& help);
 

@@ -21,13 +21,13 @@ void add_bootstrap_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Data CSV with a header (the data the model was fitted to)")->required();
   cmd->add_option("--model", o->model, "Fitted model file (JSON): the start of every refit and the labels")->required();
   cmd->add_option("--replicates,-R", o->replicates, "Number of bootstrap replicates")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(moerate::cli::whole(1, 1000000));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed; replicate b uses a seed derived from (seed, b))");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); results do not depend on it")->capture_default_str();
   cmd->add_option("--level", o->level, "Interval level")->capture_default_str()->check(CLI::Range(0.5, 0.9999));
-  cmd->add_option("--starts", o->starts, "k-means starts per replicate besides the model start")->capture_default_str();
+  cmd->add_option("--starts", o->starts, "k-means starts per replicate besides the model start")->capture_default_str()->check(moerate::cli::whole(0, 100000));
   cmd->add_option("--estimator", o->estimator, "Estimator (see 'moerate list')")->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Iteration cap per refit")->capture_default_str();
+  cmd->add_option("--max-iter", o->max_iter, "Iteration cap per refit")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
   cmd->add_option("--tol", o->tol, "Relative log-likelihood tolerance per refit")->capture_default_str();
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters in refits")->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();

@@ -36,17 +36,17 @@ void add_fit_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("fit", "Fit a mixture of experts to data (EM, restarts, several initialisations)");
   cmd->add_option("--data", o->data, "Data CSV with a header")->required();
-  cmd->add_option("--experts,-k", o->k, "Number of experts k")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--experts,-k", o->k, "Number of experts k")->required()->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--expert", o->expert, "Expert family: linear | ffn:ACT (ACT = sigmoid, tanh, gelu, relu) | see 'moerate list'")
       ->capture_default_str();
   cmd->add_option("--gating", o->gating, "Gating family (see 'moerate list')")->capture_default_str();
   cmd->add_option("--estimator", o->estimator, "Estimator: em | see 'moerate list'")->capture_default_str();
   cmd->add_option("--starts", o->starts, "Number of starts; the best log-likelihood is kept")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(moerate::cli::whole(1, 100000));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans | model:FILE | near-truth:TRUTH.json")
       ->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "EM iteration cap (literature: 1000-2000)")->capture_default_str();
+  cmd->add_option("--max-iter", o->max_iter, "EM iteration cap (literature: 1000-2000)")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
   cmd->add_option("--tol", o->tol, "Stop when the relative log-likelihood change is below this")->capture_default_str();
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 // moerate predict: predictive mean, variance, quantiles, gate weights and
 // posterior expert probabilities for each row of a dataset.
 #include <boost/math/tools/roots.hpp>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -87,13 +88,19 @@ void add_predict_command(CLI::App& app) {
       if (D.has_y()) out << moerate::format_double(D.y[i]) << ',';
       out << moerate::format_double(mean[i]) << ',' << moerate::format_double(var[i]);
       for (double q : o->quantiles) {
-        double v;
-        if (m.kind() == moerate::ModelKind::gaussian)
-          v = mixture_quantile(P.col(i), H.col(i), m.nu(), q);
-        else
-          v = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{std::max(var[i], 1e-300)}, q);
+        double v = NAN;
+        try {
+          if (m.kind() == moerate::ModelKind::gaussian)
+            v = mixture_quantile(P.col(i), H.col(i), m.nu(), q);
+          else
+            v = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{std::max(var[i], 1e-300)}, q);
+        } catch (const std::exception&) {
+          v = NAN;  // the root finder failed: reported below
+        }
         if (!std::isfinite(v))
-          throw std::runtime_error(o->model + ": a predictive quantile on " + o->data + " is not finite");
+          throw std::runtime_error(o->data + ": row " + std::to_string(i + 1) + ": the predictive quantile " +
+                                   moerate::format_double(q) + " cannot be computed with " + o->model +
+                                   " (the values overflow a double; the covariates are too far out for this model)");
         out << ',' << moerate::format_double(v);
       }
       for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(P(j, i));

@@ -1,4 +1,5 @@
 // moerate simulate: draw a dataset from a model file.
+#include <climits>
 #include <iostream>
 
 #include "cli_common.hpp"
@@ -16,7 +17,7 @@ void add_simulate_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("simulate", "Draw (x, y) from a model file: x from the design, y from the model");
   cmd->add_option("--model", o->model, "Model file (JSON)")->required();
-  cmd->add_option("--n", o->n, "Number of observations")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--n", o->n, "Number of observations")->required()->check(moerate::cli::whole(1, LLONG_MAX));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
   cmd->add_option("--design", o->design,
                   "Design of x, per coordinate: uniform:LO,HI | normal:MU,SD | grid:LO,HI")

@@ -42,7 +42,7 @@ void add_study_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str();
+  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str()->check(moerate::cli::whole(0, 1000000));
   cmd->add_flag("--print-config", o->print_config, "Print the study file and exit (edit it and run 'moerate sweep')");
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");

@@ -63,6 +63,18 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ConversionError& e) {
+    // CLI11: "Could not convert: --tol = abc" -> our words.
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::string what = e.what();
+    const std::string prefix = "Could not convert: ";
+    if (what.rfind(prefix, 0) == 0) {
+      what = what.substr(prefix.size());
+      const auto eq = what.find(" = ");
+      if (eq != std::string::npos) what = what.substr(0, eq) + ": cannot read '" + what.substr(eq + 3) + "' as a value of this option (a number?)";
+    }
+    std::cerr << cmd_name << ": error: " << what << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";

@@ -227,6 +227,16 @@ Study Study::from_json(const json& j, const std::string& source_name) {
       st.label = get_or<std::string>(f, "label",
                                      tname + " " + st.fit.expert.value("family", "?") + " k=" + std::to_string(st.fit.n_experts),
                                      where);
+      if (st.fit.init.kind == InitKind::model) {  // load it now, not in every task
+        const GaussianMoE im = GaussianMoE::load(st.fit.init.model_path);
+        if (im.n_experts() != st.fit.n_experts || im.dim() != truth.dim())
+          throw err(where + ".init: model file " + st.fit.init.model_path + " has k = " + std::to_string(im.n_experts()) +
+                    ", d = " + std::to_string(im.dim()) + "; the setting needs k = " + std::to_string(st.fit.n_experts) +
+                    ", d = " + std::to_string(truth.dim()));
+      }
+      if (st.fit.n_experts > s.n_grid.front())
+        throw err(where + ".k: k = " + std::to_string(st.fit.n_experts) + " experts need n >= k observations; the smallest n is " +
+                  std::to_string(s.n_grid.front()));
       if (!labels.insert(st.label).second) throw err(where + ".label: duplicate label '" + st.label + "'");
       st.fit.validate();
       make_gating(st.fit.gating, st.fit.n_experts, truth.dim());

@@ -17,6 +17,9 @@ file left, /dev/null still a character device, messages start with
 "moerate" and never show library internals (stoi, std::, bad_alloc, CLI11
 wording).
 
+COMMAND may start with `SETUP ;; `: SETUP is run first (to make a bad input
+file) and FILES are snapshotted after it.
+
 Fixtures: m.json (data/experiment-a.json), d.csv (200 rows simulated from
 it), d2.csv (two covariates), f.json (a fit of d.csv), s.json (a small study),
 r.csv (its results), keep.json and keep.csv (earlier outputs), dir/ (a
@@ -58,7 +61,7 @@ def make_fixtures(d):
 J""",
         "$M sweep --config s.json --out r.csv --threads 1 --quiet",
         "echo '{\"keep\": true}' > keep.json && printf 'keep\\n1\\n' > keep.csv",
-        "mkdir dir && ln -s keep.json link.json && mkfifo fifo",
+        "mkdir dir && ln -s keep.json link.json",
     ]
     for s in steps:
         r = run(s, d)
@@ -84,7 +87,7 @@ def parse_table(path):
     for no, line in enumerate(open(path, encoding="utf-8"), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = [p.strip() for p in line.rstrip("\n").split(" | ", 3)]
+        parts = [p.strip() for p in line.rstrip("\n").split("|", 3)]
         if len(parts) != 4:
             sys.exit(f"{path}:{no}: expected 'EXIT | FRAGMENT | FILES | COMMAND'")
         cases.append((no, int(parts[0]), parts[1], parts[2].split(), parts[3]))
@@ -104,13 +107,21 @@ def main():
         for i, (no, code, frag, files, cmd) in enumerate(cases):
             work = os.path.join(base, f"case{i}")
             shutil.copytree(tmpl, work, symlinks=True)
+            os.mkfifo(os.path.join(work, "fifo"))
             words = cmd.split("$M ", 1)
             if len(words) == 2:
                 commands.add(words[1].split()[0] if words[1].split() else "")
-            before = {f[1:]: snapshot(os.path.join(work, f[1:])) for f in files if f.startswith("=")}
             problems = []
+            main_cmd = cmd
+            if " ;; " in cmd:
+                setup, main_cmd = cmd.split(" ;; ", 1)
+                rs = run(setup, work)
+                if rs.returncode != 0:
+                    failures.append(f"line {no}: setup failed: {setup}\n    {rs.stderr.strip()}")
+                    continue
+            before = {f[1:]: snapshot(os.path.join(work, f[1:])) for f in files if f.startswith("=")}
             try:
-                r = run(cmd, work)
+                r = run(main_cmd, work)
             except subprocess.TimeoutExpired:
                 failures.append(f"line {no}: HANG (over 60 s): {cmd}")
                 continue
