@@ -27,8 +27,11 @@ void add_fit_command(CLI::App& app) {
     std::string data, out, y, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
     std::vector<std::string> x;
     std::size_t k = 0;
-    int starts = 10, max_iter = 1000, threads = 0;
-    double tol = 1e-6, ridge = 0.0, variance_floor = 1e-6;
+    int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
+    double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
+    double ridge = 0.0, variance_floor = 1e-6;
+    std::string accelerate = "squarem";
+    moerate::ParameterBounds bounds;
     std::uint64_t seed = 1;
     bool quiet = false;
     bool se = false;
@@ -46,8 +49,22 @@ void add_fit_command(CLI::App& app) {
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans | model:FILE | near-truth:TRUTH.json")
       ->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "EM iteration cap (literature: 1000-2000)")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
-  cmd->add_option("--tol", o->tol, "Stop when the relative log-likelihood change is below this")->capture_default_str();
+  cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str()
+      ->check(moerate::cli::whole(1, 100000000));
+  cmd->add_option("--abs-tol", o->abs_tol, "Converged when |change of the log-likelihood| is below this (nats) ...")
+      ->capture_default_str();
+  cmd->add_option("--score-tol", o->score_tol,
+                  "... and the score statistic (remaining Newton step, in standard errors) is below this")
+      ->capture_default_str();
+  cmd->add_option("--tol", o->tol,
+                  "Also stop on the literature's relative rule |dl| < tol |l| (e.g. 1e-6; 0 = off; loosens with n)")
+      ->capture_default_str();
+  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem | none")->capture_default_str();
+  cmd->add_option("--bound-gate-intercept", o->bounds.gate_intercept, "Compact parameter space: |beta0| <= this");
+  cmd->add_option("--bound-gate-slope", o->bounds.gate_slope, "|beta1| (or Laplace |w|) <= this, per coordinate");
+  cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");
+  cmd->add_option("--nu-min", o->bounds.nu_min, "Variances >= this (besides the floor)");
+  cmd->add_option("--nu-max", o->bounds.nu_max, "Variances <= this");
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
       ->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
@@ -67,6 +84,8 @@ void add_fit_command(CLI::App& app) {
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
     moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
     moerate::cli::check_range("--tol", o->tol, 0, 1);
+    moerate::cli::check_range("--abs-tol", o->abs_tol, 0, 1e300);
+    moerate::cli::check_range("--score-tol", o->score_tol, 0, 1e300);
     moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
     moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::FitOptions fo;
@@ -84,9 +103,13 @@ void add_fit_command(CLI::App& app) {
     fo.threads = o->threads;
     fo.em.max_iter = o->max_iter;
     fo.em.tol = o->tol;
+    fo.em.abs_tol = o->abs_tol;
+    fo.em.score_tol = o->score_tol;
+    fo.em.bounds = o->bounds;
     fo.em.gate.ridge = o->ridge;
     fo.em.variance_floor = o->variance_floor;
     try {
+      fo.em.accelerate = moerate::parse_acceleration(o->accelerate);
       fo.validate();
       moerate::make_gating(fo.gating, fo.n_experts, 1);
       moerate::make_expert_family(fo.expert, 1);
@@ -109,6 +132,10 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["y_column"] = D.y_name;
     j["fit"]["max_iter"] = o->max_iter;
     j["fit"]["tol"] = o->tol;
+    j["fit"]["abs_tol"] = o->abs_tol;
+    j["fit"]["score_tol"] = o->score_tol;
+    j["fit"]["accelerate"] = o->accelerate;
+    j["fit"]["bounds"] = o->bounds.to_json();
     j["fit"]["ridge"] = o->ridge;
     std::string se_table;
     if (o->se) {
@@ -124,12 +151,17 @@ void add_fit_command(CLI::App& app) {
               << r.estimator << ", init " << fo.init.label() << ", " << o->starts << " starts, seed " << o->seed << "\n";
     std::cout << "log-likelihood " << r.log_likelihood << "  AIC " << r.aic << "  BIC " << r.bic << "  ("
               << r.n_params << " parameters)\n";
-    std::cout << "best start " << r.best_start << ": " << r.iterations << " iterations, stopped: "
-              << moerate::stop_reason_name(r.stop_reason) << "\n";
+    const auto& cert = r.certificate;
+    std::cout << "best start " << r.best_start << ": " << r.iterations << " EM steps, stopped: "
+              << moerate::stop_reason_name(r.stop_reason) << "; last change " << cert.ll_change << ", score statistic "
+              << cert.score_norm << " (tol " << cert.score_tol << "): "
+              << (cert.certified ? "certified" : "NOT certified") << "\n";
+    for (const auto& w : cert.warnings) std::cout << "warning: " << w << "\n";
     if (!o->quiet) {
       print_model(std::cout, r.model);
       int conv = 0;
-      for (const auto& s : r.starts) conv += s.stop_reason == moerate::StopReason::converged;
+      for (const auto& s : r.starts)
+        conv += s.stop_reason == moerate::StopReason::converged || s.stop_reason == moerate::StopReason::converged_relative;
       const double best = r.log_likelihood;
       int at_best = 0;
       for (const auto& s : r.starts) at_best += std::abs(s.objective - best) <= 1e-6 * std::abs(best) + 1e-6;

@@ -1,7 +1,5 @@
 // moerate predict: predictive mean, variance, quantiles, gate weights and
 // posterior expert probabilities for each row of a dataset.
-#include <boost/math/tools/roots.hpp>
-#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -11,25 +9,6 @@
 #include "moerate/model/model.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/io/files.hpp"
-
-namespace {
-
-/// Quantile p of the Gaussian mixture sum_j w_j N(m_j, v_j) (TOMS 748 on the CDF).
-double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec& v, double p) {
-  const arma::vec sd = arma::sqrt(v);
-  auto cdf = [&](double q) {
-    double s = 0;
-    for (std::size_t j = 0; j < w.n_elem; ++j) s += w[j] * moerate::std_normal_cdf((q - m[j]) / sd[j]);
-    return s - p;
-  };
-  double lo = arma::min(m - 40 * sd), hi = arma::max(m + 40 * sd);
-  std::uintmax_t iters = 200;
-  auto tol = boost::math::tools::eps_tolerance<double>(50);
-  const auto r = boost::math::tools::toms748_solve(cdf, lo, hi, tol, iters);
-  return 0.5 * (r.first + r.second);
-}
-
-}  // namespace
 
 void add_predict_command(CLI::App& app) {
   struct Opts {
@@ -66,10 +45,9 @@ void add_predict_command(CLI::App& app) {
                                o->model + " has dimension " + std::to_string(m.dim()));
     const std::size_t k = m.n_experts(), n = D.n_obs();
     const arma::mat P = arma::exp(m.log_weights(D.X));
-    const arma::mat H = m.expert_means(D.X);
     const arma::rowvec mean = m.regression_function(D.X);
     const arma::rowvec var = m.predictive_variance(D.X);
-    if (!P.is_finite() || !H.is_finite() || !mean.is_finite() || !var.is_finite())
+    if (!P.is_finite() || !mean.is_finite() || !var.is_finite())
       throw std::runtime_error(o->model + ": predictions on " + o->data +
                                " overflow a double (inf or NaN); the covariates are too far out for this model");
     arma::mat post;
@@ -83,26 +61,20 @@ void add_predict_command(CLI::App& app) {
     if (!post.is_empty())
       for (std::size_t j = 0; j < k; ++j) out << ",posterior" << j + 1;
     out << '\n';
+    arma::mat Q;
+    try {
+      Q = m.predictive_quantiles(D.X, o->quantiles);
+    } catch (const std::exception&) {
+      Q.reset();  // the root finder failed: reported below
+    }
+    if (Q.n_rows != o->quantiles.size() || Q.n_cols != n || !Q.is_finite())
+      throw std::runtime_error(o->data + ": the predictive quantiles cannot be computed with " + o->model +
+                               " (the values overflow a double; the covariates are too far out for this model)");
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t u = 0; u < D.dim(); ++u) out << moerate::format_double(D.X(u, i)) << ',';
       if (D.has_y()) out << moerate::format_double(D.y[i]) << ',';
       out << moerate::format_double(mean[i]) << ',' << moerate::format_double(var[i]);
-      for (double q : o->quantiles) {
-        double v = NAN;
-        try {
-          if (m.kind() == moerate::ModelKind::gaussian)
-            v = mixture_quantile(P.col(i), H.col(i), m.nu(), q);
-          else
-            v = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{std::max(var[i], 1e-300)}, q);
-        } catch (const std::exception&) {
-          v = NAN;  // the root finder failed: reported below
-        }
-        if (!std::isfinite(v))
-          throw std::runtime_error(o->data + ": row " + std::to_string(i + 1) + ": the predictive quantile " +
-                                   moerate::format_double(q) + " cannot be computed with " + o->model +
-                                   " (the values overflow a double; the covariates are too far out for this model)");
-        out << ',' << moerate::format_double(v);
-      }
+      for (std::size_t q = 0; q < Q.n_rows; ++q) out << ',' << moerate::format_double(Q(q, i));
       for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(P(j, i));
       if (!post.is_empty())
         for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(post(j, i));

@@ -69,8 +69,9 @@ void add_rates_command(CLI::App& app) {
 
     const std::string level_pct = fmt(100 * so.level, 0) + "%";
     const std::string policy =
-        std::string("rows with stop_reason failed/non_finite and rows whose loss is empty, nan, <= 0 or "
-                    "infinite are excluded and counted; rows with stop_reason max_iter (capped) are ") +
+        std::string("rows with stop_reason failed/non_finite, uncertified rows (stalled, or certified = 0: the "
+                    "fit did not reach the optimum to the stated score tolerance) and rows whose loss is empty, nan, "
+                    "<= 0 or infinite are excluded and counted; rows with stop_reason max_iter (capped) are ") +
         (so.exclude_capped ? "excluded (--exclude-capped) and counted" : "included and counted");
     std::cout << "moerate rates: " << so.results << " (seed " << so.seed << ", bootstrap " << so.bootstrap
               << ", " << level_pct << " percentile intervals, replicates resampled within n)\n"
@@ -95,7 +96,7 @@ void add_rates_command(CLI::App& app) {
       std::ostringstream head;
       head << "  " << pad("metric", 16) << pad("e", 8) << pad(level_pct + " CI", 18) << pad("theory", 12)
            << pad("e(median)", 10) << pad("e over windows", 17) << pad("best", 10) << pad("n_used", 7)
-           << pad("capped", 7) << pad("failed", 7) << "missing";
+           << pad("capped", 7) << pad("uncert", 7) << pad("failed", 7) << "missing";
       std::cout << head.str() << "\n";
       std::vector<std::string> not_applicable;
       for (const auto& metric : metrics) {
@@ -133,6 +134,7 @@ void add_rates_command(CLI::App& app) {
           row << pad("not fitted: " + f.note, 75);
         }
         row << pad(std::to_string(f.n_used), 7) << pad(std::to_string(f.n_capped), 7)
+            << pad(std::to_string(f.n_uncertified), 7)
             << pad(std::to_string(f.n_failed), 7) << f.n_missing + f.n_nonpositive;
         std::cout << row.str() << "\n";
         for (const auto& w : f.warnings) std::cout << "    warning (" << metric << "): " << w << "\n";

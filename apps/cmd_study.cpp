@@ -95,7 +95,7 @@ void add_study_command(CLI::App& app) {
       throw std::runtime_error(msg);
     }
     std::cout << "sweep: " << sum.tasks_run << " fits in " << fmt(sum.seconds, 1) << " s (" << sum.tasks_skipped
-              << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap\n\n";
+              << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap, " << sum.uncertified << " not certified\n\n";
 
     // Rates with bootstrap intervals beside the theory.
     const moerate::CsvTable table = moerate::read_csv_table(results);
@@ -107,7 +107,7 @@ void add_study_command(CLI::App& app) {
               << "% bootstrap interval (replications resampled within n)\n";
     std::cout << std::left << std::setw(14) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
               << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(10) << "agrees?"
-              << "used/capped/failed\n";
+              << "used/capped/uncert/failed\n";
     for (const auto& st : study.settings) {
       const auto th = moerate::theory_exponents(study.truths[st.truth_index], st.fit, study.voronoi.rbar);
       const auto metrics = moerate::report_metrics(table, study, st);
@@ -127,7 +127,7 @@ void add_study_command(CLI::App& app) {
         std::cout << std::setw(8) << fmt(f.exponent) << std::setw(20)
                   << ("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]") << std::setw(9)
                   << (th.count(m) ? moerate::exponent_label(th.at(m)) : "-") << std::setw(10) << agree << f.n_used
-                  << "/" << f.n_capped << "/" << f.n_failed << "\n";
+                  << "/" << f.n_capped << "/" << f.n_uncertified << "/" << f.n_failed << "\n";
       }
       std::map<std::string, double> theory_plot;
       for (const auto& m : metrics)

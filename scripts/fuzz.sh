@@ -11,7 +11,7 @@ secs=${1:-60}
 names=${*:-csv model study}
 if [ ! -f build-fuzz/build.ninja ]; then
   CXX=clang++ CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dopenmp=disabled -Dslow_tests=false --buildtype=plain -Doptimization=1 -Dcpp_args=-DARMA_NO_DEBUG >/dev/null
+    -Dopenmp=disabled -Dslow_tests=false -Dpython=disabled --buildtype=plain -Doptimization=1 -Dcpp_args=-DARMA_NO_DEBUG >/dev/null
 fi
 targets=""
 for n in $names; do targets="$targets fuzz/fuzz_$n"; done

@@ -1,6 +1,7 @@
 #include "moerate/core/numerics.hpp"
 
 #include <algorithm>
+#include <boost/math/tools/roots.hpp>
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/rng.hpp"
@@ -162,6 +163,20 @@ double quantile(std::vector<double> v, double q) {
   const auto lo = static_cast<std::size_t>(std::floor(h));
   if (lo + 1 >= v.size()) return v.back();
   return v[lo] + (h - static_cast<double>(lo)) * (v[lo + 1] - v[lo]);
+}
+
+double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec& v, double p) {
+  const arma::vec sd = arma::sqrt(v);
+  auto cdf = [&](double q) {
+    double s = 0;
+    for (std::size_t j = 0; j < w.n_elem; ++j) s += w[j] * std_normal_cdf((q - m[j]) / sd[j]);
+    return s - p;
+  };
+  double lo = arma::min(m - 40 * sd), hi = arma::max(m + 40 * sd);
+  std::uintmax_t iters = 200;
+  auto tol = boost::math::tools::eps_tolerance<double>(50);
+  const auto r = boost::math::tools::toms748_solve(cdf, lo, hi, tol, iters);
+  return 0.5 * (r.first + r.second);
 }
 
 }  // namespace moerate

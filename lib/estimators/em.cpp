@@ -1,27 +1,147 @@
 #include "moerate/estimators/em.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/estimators/certificate.hpp"
 
 namespace moerate {
 
 std::string stop_reason_name(StopReason r) {
   switch (r) {
     case StopReason::converged: return "converged";
+    case StopReason::converged_relative: return "converged_relative";
     case StopReason::max_iter: return "max_iter";
+    case StopReason::stalled: return "stalled";
     case StopReason::non_finite: return "non_finite";
     case StopReason::not_run: return "not_run";
   }
   return "?";
 }
 
+std::string acceleration_name(Acceleration a) { return a == Acceleration::squarem ? "squarem" : "none"; }
+
+Acceleration parse_acceleration(const std::string& text) {
+  if (text == "squarem") return Acceleration::squarem;
+  if (text == "none") return Acceleration::none;
+  throw InvalidArgument("--accelerate: expected squarem or none; got '" + text + "'");
+}
+
 void EMOptions::validate() const {
   if (max_iter < 0) fail("EMOptions", "max_iter", "must be >= 0", max_iter);
-  if (!(tol >= 0)) fail("EMOptions", "tol", "must be >= 0", tol);
-  if (!(variance_floor > 0)) fail("EMOptions", "variance_floor", "must be > 0", variance_floor);
+  if (!(abs_tol >= 0) || !std::isfinite(abs_tol)) fail("EMOptions", "abs_tol", "must be finite and >= 0", abs_tol);
+  if (!(score_tol > 0)) fail("EMOptions", "score_tol", "must be > 0", score_tol);
+  if (!(tol >= 0) || !std::isfinite(tol)) fail("EMOptions", "tol", "must be finite and >= 0", tol);
+  if (!(variance_floor > 0) || !std::isfinite(variance_floor))
+    fail("EMOptions", "variance_floor", "must be finite and > 0", variance_floor);
+  bounds.validate();
   gate.validate();
   expert.validate();
 }
+
+namespace {
+
+/// Log joint, per-observation log-likelihoods and their sum at a model.
+struct EmState {
+  arma::mat L;
+  arma::rowvec ll_obs;
+  double ll = -arma::datum::inf;
+};
+
+EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  EmState s;
+  s.L = m.log_joint(X, y);
+  s.ll_obs = log_sum_exp_cols(s.L);
+  s.ll = arma::accu(s.ll_obs);
+  return s;
+}
+
+/// The box EM works in: the user's bounds, and log nu >= log(floor) always.
+Box em_box(const GaussianMoE& m, const ParameterBounds& bounds, double nu_lo, double nu_hi) {
+  ParameterBounds b = bounds;
+  b.nu_min = nu_lo;
+  b.nu_max = nu_hi;
+  return b.box(m);
+}
+
+/// Projects a family M-step onto [lo, hi] without lowering its objective
+/// (value(theta), to be maximised): the step truncated at the box and the
+/// clamped step are tried, the better kept if it is not worse than `old`.
+/// For a concave objective the truncated step is never worse than `old`.
+template <class Value>
+arma::vec project_step(const arma::vec& old, const arma::vec& proposed, const arma::vec& lo, const arma::vec& hi,
+                       Value value) {
+  Box b{lo, hi};
+  if (b.contains(proposed)) return proposed;
+  const double v_old = value(old);
+  const arma::vec trunc = old + b.max_step(old, proposed) * (proposed - old);
+  const arma::vec clamp = b.clamp(proposed);
+  const double v_trunc = value(trunc), v_clamp = value(clamp);
+  arma::vec best = old;
+  double v_best = v_old;
+  if (std::isfinite(v_trunc) && v_trunc >= v_best) best = trunc, v_best = v_trunc;
+  if (std::isfinite(v_clamp) && v_clamp > v_best) best = clamp, v_best = v_clamp;
+  return best;
+}
+
+/// One EM step from the model at state s (model updated in place).
+void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EmState& s, const EMOptions& opt,
+             const Box& box, double nu_lo, double nu_hi) {
+  arma::mat R = s.L;
+  R.each_row() -= s.ll_obs;
+  R = arma::exp(R);
+  const std::size_t k = model.n_experts(), pg = model.gating().n_params(), q = model.experts().n_params();
+  // Gate.
+  const arma::vec gate_old = model.gating().params();
+  if (!box.empty() && pg > 0) {
+    GateMStepOptions go = opt.gate;
+    go.lower = box.lower.head(pg);
+    go.upper = box.upper.head(pg);
+    model.gating().m_step(X, R, go);
+  } else {
+    model.gating().m_step(X, R, opt.gate);
+  }
+  if (!box.empty() && pg > 0) {
+    const arma::vec lo = box.lower.head(pg), hi = box.upper.head(pg);
+    const arma::vec proposed = model.gating().params();
+    if (!Box{lo, hi}.contains(proposed)) {
+      Gating& g = model.gating();
+      auto q_of = [&](const arma::vec& t) {
+        try {
+          g.set_params(t);
+        } catch (const InvalidArgument&) {
+          return -arma::datum::inf;
+        }
+        return g.q_value(X, R, opt.gate.ridge);
+      };
+      g.set_params(project_step(gate_old, proposed, lo, hi, q_of));
+    }
+  }
+  // Experts and variances.
+  for (std::size_t j = 0; j < k; ++j) {
+    const arma::rowvec w = R.row(j);
+    const double wsum = arma::accu(w);
+    if (!(wsum > 1e-12)) continue;  // empty component: keep its expert
+    const arma::vec eta_old = model.eta().col(j);
+    arma::vec eta = eta_old;
+    model.experts().m_step(X, y, w, eta, opt.expert);
+    if (!box.empty()) {
+      const std::size_t o = pg + j * q;
+      const arma::vec lo = box.lower.subvec(o, o + q - 1), hi = box.upper.subvec(o, o + q - 1);
+      eta = project_step(eta_old, eta, lo, hi,
+                         [&](const arma::vec& e) { return -model.experts().weighted_sse(X, y, w, e); });
+    }
+    model.eta().col(j) = eta;
+    const arma::rowvec r = y - model.experts().mean(X, eta);
+    const double nu = arma::accu(w % r % r) / wsum;
+    // Q is unimodal in nu: clamping the maximiser gives the constrained maximiser.
+    model.nu()[j] = std::clamp(nu, nu_lo, nu_hi);
+  }
+}
+
+}  // namespace
 
 EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EMOptions& opt) {
   opt.validate();
@@ -34,56 +154,131 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   const std::size_t k = model.n_experts();
   const double var_y = y.n_elem > 1 ? arma::var(y) : 1.0;
   res.variance_floor_abs = opt.variance_floor * (var_y > 0 ? var_y : 1.0);
+  const double nu_lo = std::max(res.variance_floor_abs, opt.bounds.nu_min), nu_hi = opt.bounds.nu_max;
+  if (nu_lo > nu_hi)
+    throw InvalidArgument("run_em: the variance floor " + to_text(res.variance_floor_abs) + " exceeds --nu-max " +
+                          to_text(nu_hi));
+  // A feasible start: variances floored (an unfloored start would let the
+  // first M-step lower the log-likelihood) and parameters inside the box.
+  const Box box = em_box(model, opt.bounds, nu_lo, nu_hi);
+  {
+    const arma::vec theta = model.flat_params();
+    if (!box.contains(theta)) {
+      res.start_clamped = arma::any(theta.head(theta.n_elem - k) < box.lower.head(theta.n_elem - k)) ||
+                          arma::any(theta.head(theta.n_elem - k) > box.upper.head(theta.n_elem - k));
+      model.set_flat_params(box.clamp(theta));
+    }
+  }
+  const Box user_box = opt.bounds.any() ? box : Box{};  // for the score statistic's active set
 
-  arma::mat L = model.log_joint(X, y);
-  arma::rowvec ll_obs = log_sum_exp_cols(L);
-  double ll = arma::accu(ll_obs);
-  res.log_likelihood = ll;
-  if (opt.keep_trace) res.trace.push_back(ll);
-  if (!std::isfinite(ll)) {
+  EmState s = evaluate(model, X, y);
+  res.log_likelihood = s.ll;
+  if (opt.keep_trace) res.trace.push_back(s.ll);
+  if (!std::isfinite(s.ll)) {
     res.stop_reason = StopReason::non_finite;
     return res;
   }
-  for (int it = 1; it <= opt.max_iter; ++it) {
-    const GaussianMoE previous = model;
-    // E-step (log space).
-    L.each_row() -= ll_obs;
-    const arma::mat R = arma::exp(L);
-    // M-step: gate, experts, variances; each raises Q.
-    model.gating().m_step(X, R, opt.gate);
-    for (std::size_t j = 0; j < k; ++j) {
-      const arma::rowvec w = R.row(j);
-      const double wsum = arma::accu(w);
-      if (!(wsum > 1e-12)) continue;  // empty component: keep its expert
-      arma::vec eta = model.eta().col(j);
-      model.experts().m_step(X, y, w, eta, opt.expert);
-      model.eta().col(j) = eta;
-      const arma::rowvec r = y - model.experts().mean(X, eta);
-      const double nu = arma::accu(w % r % r) / wsum;
-      model.nu()[j] = std::max(nu, res.variance_floor_abs);
-    }
-    L = model.log_joint(X, y);
-    ll_obs = log_sum_exp_cols(L);
-    const double ll_new = arma::accu(ll_obs);
-    res.iterations = it;
-    if (!std::isfinite(ll_new)) {
-      model = previous;  // keep the last finite parameters
-      res.stop_reason = StopReason::non_finite;
-      return res;
-    }
-    res.max_decrease = std::max(res.max_decrease, ll - ll_new);
-    const double rel = std::abs(ll_new - ll) / std::max(std::abs(ll), 1e-300);
-    ll = ll_new;
-    res.log_likelihood = ll;
-    if (opt.keep_trace) res.trace.push_back(ll);
-    if (rel < opt.tol) {
-      res.stop_reason = StopReason::converged;
+  double step_max = 1.0;           // SQUAREM: largest extrapolation length a
+  constexpr double kStepFactor = 4;  // Varadhan and Roland's default mstep
+  int no_progress = 0;
+  while (true) {
+    throw_if_cancelled(opt.cancel);
+    if (res.iterations >= opt.max_iter) {
+      res.stop_reason = res.iterations == 0 ? StopReason::not_run : StopReason::max_iter;
       break;
     }
-    if (it == opt.max_iter) res.stop_reason = StopReason::max_iter;
+    const double ll_prev = s.ll;
+    const GaussianMoE previous = model;
+    const bool squarem = opt.accelerate == Acceleration::squarem && res.iterations + 3 <= opt.max_iter;
+    if (!squarem) {
+      em_step(model, X, y, s, opt, box, nu_lo, nu_hi);
+      res.iterations++;
+      EmState s1 = evaluate(model, X, y);
+      if (!std::isfinite(s1.ll)) {
+        model = previous;  // keep the last finite parameters
+        res.stop_reason = StopReason::non_finite;
+        break;
+      }
+      s = std::move(s1);
+    } else {
+      res.cycles++;
+      const arma::vec theta0 = model.flat_params();
+      em_step(model, X, y, s, opt, box, nu_lo, nu_hi);
+      res.iterations++;
+      EmState s1 = evaluate(model, X, y);
+      if (!std::isfinite(s1.ll)) {
+        model = previous;
+        res.stop_reason = StopReason::non_finite;
+        break;
+      }
+      const arma::vec theta1 = model.flat_params();
+      em_step(model, X, y, s1, opt, box, nu_lo, nu_hi);
+      res.iterations++;
+      EmState s2 = evaluate(model, X, y);
+      if (!std::isfinite(s2.ll)) {
+        model = previous;
+        res.stop_reason = StopReason::non_finite;
+        break;
+      }
+      const arma::vec theta2 = model.flat_params();
+      const arma::vec r = theta1 - theta0, v = theta2 - 2 * theta1 + theta0;
+      const double nr = arma::norm(r), nv = arma::norm(v);
+      s = std::move(s2);
+      if (nv > 0 && std::isfinite(nr) && std::isfinite(nv)) {
+        const double a = std::clamp(nr / nv, 1.0, step_max);
+        const arma::vec theta_x = box.clamp(theta0 + 2 * a * r + a * a * v);
+        GaussianMoE cand = model;
+        bool kept = false;
+        try {
+          cand.set_flat_params(theta_x);
+          const EmState sx = evaluate(cand, X, y);
+          if (std::isfinite(sx.ll)) {
+            em_step(cand, X, y, sx, opt, box, nu_lo, nu_hi);
+            res.iterations++;
+            EmState sxx = evaluate(cand, X, y);
+            if (std::isfinite(sxx.ll) && sxx.ll >= s.ll) {
+              model = std::move(cand);
+              s = std::move(sxx);
+              kept = true;
+            }
+          }
+        } catch (const InvalidArgument&) {
+          // An extrapolated point outside a family's domain: keep theta2.
+        }
+        if (kept) {
+          res.extrapolations_kept++;
+          if (a >= step_max) step_max *= kStepFactor;
+        } else {
+          step_max = std::max(1.0, step_max / kStepFactor);
+        }
+      }
+    }
+    res.max_decrease = std::max(res.max_decrease, ll_prev - s.ll);
+    res.log_likelihood = s.ll;
+    if (opt.keep_trace) res.trace.push_back(s.ll);
+    const double change = s.ll - ll_prev;
+    res.ll_change = std::abs(change);
+    if (opt.tol > 0 && std::abs(change) < opt.tol * std::max(std::abs(ll_prev), 1e-300)) {
+      res.stop_reason = StopReason::converged_relative;
+      break;
+    }
+    if (std::abs(change) < opt.abs_tol) {
+      res.score_norm = score_statistic(model, X, y, s.L, s.ll_obs, user_box);
+      if (res.score_norm < opt.score_tol) {
+        res.stop_reason = StopReason::converged;
+        break;
+      }
+      // No step moves l at all while the score says the optimum is not
+      // reached (e.g. every M-step rejected): stop and say so.
+      no_progress = change <= 0 ? no_progress + 1 : 0;
+      if (no_progress >= 5) {
+        res.stop_reason = StopReason::stalled;
+        break;
+      }
+    }
   }
   for (std::size_t j = 0; j < k; ++j)
-    if (model.nu()[j] <= res.variance_floor_abs) res.floored_variances++;
+    if (model.nu()[j] <= res.variance_floor_abs * (1 + 1e-12)) res.floored_variances++;
   return res;
 }
 

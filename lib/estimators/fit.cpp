@@ -1,6 +1,7 @@
 #include "moerate/estimators/fit.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <numeric>
 
@@ -266,6 +267,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   std::vector<StartSummary> starts(S);
   std::vector<EstimatorRun> runs(S);
   std::vector<std::string> errors(S);
+  std::atomic<bool> cancelled{false};
 #ifdef _OPENMP
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
@@ -273,8 +275,20 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   for (int s = 0; s < S; ++s) {
     const auto ts = std::chrono::steady_clock::now();
     try {
+      throw_if_cancelled(opt.em.cancel);
       Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
       auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth));
+      if (opt.em.bounds.any() && (opt.init.kind == InitKind::model || opt.init.kind == InitKind::near_truth)) {
+        // A start given by the user must lie in the parameter space.
+        const Box b = opt.em.bounds.box(*m);
+        const arma::vec th = m->flat_params();
+        const auto names = m->flat_names();
+        for (std::size_t i = 0; i < th.n_elem; ++i)
+          if (th[i] < b.lower[i] || th[i] > b.upper[i])
+            throw InvalidArgument("fit: the bounds exclude the start (" + opt.init.label() + "): " + names[i] + " = " +
+                                  to_text(th[i]) + " is outside [" + to_text(b.lower[i]) + ", " + to_text(b.upper[i]) +
+                                  "]" + (names[i].find("log_variance") != std::string::npos ? " (log scale)" : ""));
+      }
       starts[s].index = s;
       starts[s].init = opt.init.label();
       starts[s].objective_initial =
@@ -286,6 +300,8 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
       starts[s].stop_reason = runs[s].stop_reason;
       starts[s].max_decrease = runs[s].max_decrease;
       models[s] = std::move(m);
+    } catch (const Cancelled&) {
+      cancelled = true;  // exceptions never leave an OpenMP region: rethrown below
     } catch (const std::exception& e) {
       errors[s] = e.what();
       starts[s].index = s;
@@ -294,6 +310,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
     }
     starts[s].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
   }
+  if (cancelled) throw Cancelled();
   int best = -1;
   for (int s = 0; s < S; ++s)
     if (models[s] && std::isfinite(starts[s].objective) && (best < 0 || starts[s].objective > starts[best].objective))
@@ -324,6 +341,12 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   }
   r.aic = 2.0 * r.n_params - 2 * r.log_likelihood;
   r.bic = std::log(n) * r.n_params - 2 * r.log_likelihood;
+  CertifyOptions co;
+  co.score_tol = opt.em.score_tol;
+  co.variance_floor_abs = r.em.variance_floor_abs;
+  if (opt.em.bounds.any()) co.box = opt.em.bounds.box(m);
+  r.certificate = certify(m, X, y, r.stop_reason, r.iterations, runs[best].em.ll_change, runs[best].max_decrease,
+                          r.n_params, co);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -345,6 +368,7 @@ json FitResult::to_json() const {
   f["variance_floor"] = em.variance_floor_abs;
   f["floored_variances"] = em.floored_variances;
   f["max_loglik_decrease"] = em.max_decrease;
+  f["certificate"] = certificate.to_json();
   json st = json::array();
   for (const auto& s : starts)
     st.push_back({{"start", s.index},
@@ -361,6 +385,7 @@ json FitResult::to_json() const {
   j["n_obs"] = n_obs;
   j["iterations"] = iterations;
   j["stop_reason"] = stop_reason_name(stop_reason);
+  j["certified"] = certificate.certified;
   j["aic"] = aic;
   j["bic"] = bic;
   j["fit"] = f;

@@ -66,6 +66,7 @@ MOERATE_REGISTER_ESTIMATOR("lse", "least squares for the regression model Y = f_
                              LseOptions o;
                              o.max_iter = opt.em.max_iter;
                              o.tol = opt.em.tol;
+                             o.cancel = opt.em.cancel;
                              const LseResult r = run_lse(m, X, y, o);
                              return quasi_newton_run(std::isfinite(r.rss) ? -r.rss : -kInf, r.iterations,
                                                      r.stop_reason);

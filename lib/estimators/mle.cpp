@@ -1,5 +1,7 @@
 #include "moerate/estimators/mle.hpp"
 
+#include <algorithm>
+
 #include <lbfgs.h>
 
 #include "moerate/core/error.hpp"
@@ -45,6 +47,8 @@ struct DriverContext {
   bool have_prev = false;
   double f_prev = 0;
   bool small_change = false;
+  const CancelHook* cancel = nullptr;
+  bool cancelled = false;
 };
 
 lbfgsfloatval_t driver_evaluate(void* instance, const lbfgsfloatval_t* x, lbfgsfloatval_t* g, const int n,
@@ -71,6 +75,10 @@ int driver_progress(void* instance, const lbfgsfloatval_t*, const lbfgsfloatval_
                     const lbfgsfloatval_t, const lbfgsfloatval_t, const lbfgsfloatval_t, int, int, int) {
   auto* c = static_cast<DriverContext*>(instance);
   c->iterations++;
+  if (c->cancel && *c->cancel && (*c->cancel)()) {
+    c->cancelled = true;
+    return 1;  // stop; minimise_lbfgs throws Cancelled (never through liblbfgs's C frames)
+  }
   if (c->have_prev) {
     const double rel = std::abs(c->f_prev - fx) / std::max(std::abs(fx), 1e-300);
     if (rel < c->tol) {
@@ -120,6 +128,7 @@ LbfgsOutcome minimise_lbfgs(const std::function<double(const arma::vec&, arma::v
     return out;
   }
   DriverContext ctx{&f, opt.tol};
+  ctx.cancel = &opt.cancel;
   ctx.have_prev = true;
   ctx.f_prev = fx;
   lbfgs_parameter_t p;
@@ -143,6 +152,10 @@ LbfgsOutcome minimise_lbfgs(const std::function<double(const arma::vec&, arma::v
     p.max_iterations = remaining;
     lbfgsfloatval_t fbest = 0;
     ret = lbfgs(n, buf, &fbest, driver_evaluate, driver_progress, &ctx, &p);
+    if (ctx.cancelled) {
+      lbfgs_free(buf);
+      throw Cancelled();
+    }
     if (ctx.small_change || ret == LBFGS_SUCCESS || ret == LBFGS_ALREADY_MINIMIZED) {
       out.stop_reason = StopReason::converged;
       break;
@@ -211,8 +224,56 @@ void LbfgsRunInfo::take(const LbfgsOutcome& o) {
   message = o.message;
 }
 
-MleResult run_mle(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const MleOptions& opt) {
+namespace {
+
+/// The bijection between unconstrained u and theta in a box (see run_mle).
+struct BoxMap {
+  Box box;
+  arma::vec to_theta(const arma::vec& u, arma::vec& dtheta_du) const {
+    arma::vec th = u;
+    dtheta_du.ones(u.n_elem);
+    if (box.empty()) return th;
+    for (std::size_t i = 0; i < u.n_elem; ++i) {
+      const double lo = box.lower[i], hi = box.upper[i];
+      if (std::isfinite(lo) && std::isfinite(hi)) {
+        const double s = 1 / (1 + std::exp(-u[i]));
+        th[i] = lo + (hi - lo) * s;
+        dtheta_du[i] = (hi - lo) * s * (1 - s);
+      } else if (std::isfinite(lo)) {
+        th[i] = lo + std::exp(u[i]);
+        dtheta_du[i] = std::exp(u[i]);
+      } else if (std::isfinite(hi)) {
+        th[i] = hi - std::exp(u[i]);
+        dtheta_du[i] = -std::exp(u[i]);
+      }
+    }
+    return th;
+  }
+  arma::vec to_u(const arma::vec& theta) const {
+    arma::vec u = theta;
+    if (box.empty()) return u;
+    for (std::size_t i = 0; i < u.n_elem; ++i) {
+      const double lo = box.lower[i], hi = box.upper[i];
+      if (std::isfinite(lo) && std::isfinite(hi)) {
+        const double m = 1e-9 * (hi - lo);
+        const double p = (std::clamp(theta[i], lo + m, hi - m) - lo) / (hi - lo);
+        u[i] = std::log(p / (1 - p));
+      } else if (std::isfinite(lo)) {
+        u[i] = std::log(std::max(theta[i] - lo, 1e-9 * std::max(1.0, std::abs(lo))));
+      } else if (std::isfinite(hi)) {
+        u[i] = std::log(std::max(hi - theta[i], 1e-9 * std::max(1.0, std::abs(hi))));
+      }
+    }
+    return u;
+  }
+};
+
+}  // namespace
+
+MleResult run_mle(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const MleOptions& opt,
+                  const ParameterBounds& bounds) {
   opt.validate();
+  bounds.validate();
   if (model.kind() != ModelKind::gaussian)
     throw InvalidArgument("run_mle: the direct MLE needs a Gaussian MoE (\"model\": \"gaussian\"); use --estimator lse");
   if (X.n_cols != y.n_elem) throw InvalidArgument("run_mle: X and y have different numbers of observations");
@@ -220,17 +281,20 @@ MleResult run_mle(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
     fail("run_mle", "data dimension", "must equal the model dimension " + std::to_string(model.dim()), X.n_rows);
   const double n = static_cast<double>(std::max<std::size_t>(X.n_cols, 1));
   GaussianMoE work = model;
-  auto objective = [&](const arma::vec& theta, arma::vec& g) {
-    work.set_flat_params(theta);
+  const BoxMap map{bounds.any() ? bounds.box(model) : Box{}};
+  arma::vec jac;
+  auto objective = [&](const arma::vec& u, arma::vec& g) {
+    work.set_flat_params(map.to_theta(u, jac));
     const double ll = log_likelihood_gradient(work, X, y, g);
+    g %= jac;
     g *= -1.0 / n;
     return std::isfinite(ll) ? -ll / n : kInf;
   };
   MleResult res;
   res.log_likelihood_initial = model.log_likelihood(X, y);
-  arma::vec theta = model.flat_params();
-  const LbfgsOutcome o = minimise_lbfgs(objective, theta, opt);
-  if (o.stop_reason != StopReason::non_finite) model.set_flat_params(theta);
+  arma::vec u = map.to_u(model.flat_params());
+  const LbfgsOutcome o = minimise_lbfgs(objective, u, opt);
+  if (o.stop_reason != StopReason::non_finite) model.set_flat_params(map.to_theta(u, jac));
   res.take(o);
   res.log_likelihood = model.log_likelihood(X, y);
   return res;
@@ -241,7 +305,8 @@ MOERATE_REGISTER_ESTIMATOR("mle", "direct maximum likelihood by L-BFGS with anal
                              MleOptions o;
                              o.max_iter = opt.em.max_iter;
                              o.tol = opt.em.tol;
-                             const MleResult r = run_mle(m, X, y, o);
+                             o.cancel = opt.em.cancel;
+                             const MleResult r = run_mle(m, X, y, o, opt.em.bounds);
                              EstimatorRun e = quasi_newton_run(r.log_likelihood, r.iterations, r.stop_reason);
                              e.em.trace.push_back(r.log_likelihood_initial);
                              e.em.trace.push_back(r.log_likelihood);

@@ -13,6 +13,7 @@ void GateMStepOptions::validate() const {
   if (!(ridge >= 0) || !std::isfinite(ridge)) fail("GateMStepOptions", "ridge", "must be >= 0", ridge);
   if (max_steps < 1) fail("GateMStepOptions", "max_steps", "must be >= 1", max_steps);
   if (!(tol >= 0)) fail("GateMStepOptions", "tol", "must be >= 0", tol);
+  if (!(newton_tol >= 0)) fail("GateMStepOptions", "newton_tol", "must be >= 0", newton_tol);
   if (max_halvings < 1) fail("GateMStepOptions", "max_halvings", "must be >= 1", max_halvings);
 }
 
@@ -95,6 +96,26 @@ GateMStepResult Gating::m_step(const arma::mat& X, const arma::mat& R,
     set_params(start);  // never accept a step that lowers Q
   }
   return res;
+}
+
+arma::mat Gating::log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const {
+  const arma::vec theta = params();
+  arma::mat out(theta.n_elem, X.n_cols, arma::fill::zeros);
+  std::unique_ptr<Gating> g = clone();
+  for (std::size_t u = 0; u < theta.n_elem; ++u) {
+    const double h = 1e-6 * std::max(1.0, std::abs(theta[u]));
+    arma::vec tp = theta, tm = theta;
+    tp[u] += h;
+    tm[u] -= h;
+    g->set_params(tp);
+    const arma::mat Lp = g->log_weights(X);
+    g->set_params(tm);
+    const arma::mat Lm = g->log_weights(X);
+    arma::mat D = (Lp - Lm) / (2 * h);
+    D.elem(arma::find_nonfinite(D)).zeros();  // weights that are exactly 0 on both sides
+    out.row(u) = arma::sum(C % D, 0);
+  }
+  return out;
 }
 
 void Gating::translate(double, const arma::vec&) {

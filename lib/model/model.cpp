@@ -104,6 +104,25 @@ arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
   return arma::sum(P % second, 0) - m % m;
 }
 
+arma::mat GaussianMoE::predictive_quantiles(const arma::mat& X, const std::vector<double>& probs) const {
+  for (double p : probs)
+    if (!(p > 0 && p < 1)) fail("predictive_quantiles", "each probability", "must lie in (0, 1)", p);
+  arma::mat Q(probs.size(), X.n_cols);
+  if (kind_ == ModelKind::gaussian) {
+    const arma::mat P = arma::exp(gating_->log_weights(X));
+    const arma::mat H = expert_means(X);
+    for (std::size_t i = 0; i < X.n_cols; ++i)
+      for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = mixture_quantile(P.col(i), H.col(i), nu_, probs[q]);
+  } else {
+    const arma::rowvec mean = regression_function(X);
+    const double var = std::max(noise_variance_, 1e-300);
+    for (std::size_t i = 0; i < X.n_cols; ++i)
+      for (std::size_t q = 0; q < probs.size(); ++q)
+        Q(q, i) = mixture_quantile(arma::vec{1.0}, arma::vec{mean[i]}, arma::vec{var}, probs[q]);
+  }
+  return Q;
+}
+
 arma::rowvec GaussianMoE::simulate(const arma::mat& X, Rng& rng) const {
   const std::size_t n = X.n_cols;
   arma::rowvec y(n);

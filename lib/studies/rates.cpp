@@ -192,6 +192,10 @@ void count_row(RowStatus st, double loss, bool exclude_capped, RateFit* acc, boo
     if (acc) ++acc->n_failed;
     return;
   }
+  if (st == RowStatus::uncertified) {
+    if (acc) ++acc->n_uncertified;
+    return;
+  }
   if (std::isnan(loss)) {
     if (acc) ++acc->n_missing;
     return;
@@ -213,17 +217,19 @@ void count_row(RowStatus st, double loss, bool exclude_capped, RateFit* acc, boo
 
 RowStatus parse_row_status(const std::string& stop_reason) {
   const std::string s = trim(stop_reason);
-  if (s == "converged") return RowStatus::ok;
+  if (s == "converged" || s == "converged_relative") return RowStatus::ok;
+  if (s == "stalled") return RowStatus::uncertified;
   if (s == "max_iter" || s == "not_run") return RowStatus::capped;
   if (s == "failed" || s == "non_finite") return RowStatus::failed;
-  throw InvalidArgument("parse_row_status: stop_reason must be one of converged, max_iter, "
-                        "not_run, non_finite, failed; got '" + s + "'");
+  throw InvalidArgument("parse_row_status: stop_reason must be one of converged, converged_relative, "
+                        "max_iter, not_run, stalled, non_finite, failed; got '" + s + "'");
 }
 
 std::string row_status_name(RowStatus s) {
   switch (s) {
     case RowStatus::ok: return "ok";
     case RowStatus::capped: return "capped";
+    case RowStatus::uncertified: return "uncertified";
     default: return "failed";
   }
 }
@@ -463,6 +469,7 @@ json RateFit::to_json() const {
     j["band"].push_back({{"n", b.n}, {"fit", b.fit}, {"low", b.low}, {"high", b.high}});
   j["counts"] = {{"rows", n_rows},       {"used", n_used},       {"capped", n_capped},
                  {"failed", n_failed},   {"missing", n_missing}, {"nonpositive", n_nonpositive},
+                 {"uncertified", n_uncertified},
                  {"sizes", n_sizes}};
   j["capped_excluded"] = capped_excluded;
   j["n_range"] = {n_min, n_max};
@@ -550,6 +557,7 @@ LossTable loss_table_from_results(const CsvTable& t, const std::string& metric,
   const auto s_col = find_column(t, "setting");
   const auto r_col = find_column(t, "rep");
   const auto stop_col = find_column(t, "stop_reason");
+  const auto cert_col = find_column(t, "certified");
   LossTable out;
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     const std::size_t line = r + 2;
@@ -571,9 +579,15 @@ LossTable loss_table_from_results(const CsvTable& t, const std::string& metric,
         st = parse_row_status(cell(t, r, *stop_col, source));
       } catch (const InvalidArgument&) {
         throw InputError(source, line, *stop_col + 1,
-                         "stop_reason must be one of converged, max_iter, not_run, non_finite, "
-                         "failed; got '" + trim(t.rows[r][*stop_col]) + "'");
+                         "stop_reason must be one of converged, converged_relative, max_iter, not_run, stalled, "
+                         "non_finite, failed; got '" + trim(t.rows[r][*stop_col]) + "'");
       }
+    }
+    if (cert_col && st == RowStatus::ok) {
+      const std::string v = trim(cell(t, r, *cert_col, source));
+      if (v == "0") st = RowStatus::uncertified;
+      else if (v != "1" && !v.empty())
+        throw InputError(source, line, *cert_col + 1, "certified must be 1, 0 or empty; got '" + v + "'");
     }
     out.n.push_back(n);
     out.rep.push_back(rep);

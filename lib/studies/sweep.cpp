@@ -218,11 +218,16 @@ Study Study::from_json(const json& j, const std::string& source_name) {
         st.fit.init.exponent = get_finite(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
       }
       st.fit.n_starts = static_cast<int>(get_int(f, "starts", 1, 1, 100000, where));
-      st.fit.em.max_iter = static_cast<int>(get_int(f, "max_iter", 1000, 1, 100000000, where));
-      st.fit.em.tol = get_finite(f, "tol", 1e-6, where);
+      const EMOptions em_defaults;
+      st.fit.em.max_iter = static_cast<int>(get_int(f, "max_iter", em_defaults.max_iter, 1, 100000000, where));
+      st.fit.em.tol = get_finite(f, "tol", em_defaults.tol, where);  // the relative rule, off by default
+      st.fit.em.abs_tol = get_finite(f, "abs_tol", em_defaults.abs_tol, where);
+      st.fit.em.score_tol = get_finite(f, "score_tol", em_defaults.score_tol, where);
+      st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem", where));
+      if (f.contains("bounds")) st.fit.em.bounds = ParameterBounds::from_json(f["bounds"], where + ".bounds");
       st.fit.em.gate.ridge = get_finite(f, "ridge", 0.0, where);
-      if (st.fit.em.tol < 0) throw err(where + ".tol: must be >= 0; got " + f["tol"].dump());
-      if (st.fit.em.gate.ridge < 0) throw err(where + ".ridge: must be >= 0; got " + f["ridge"].dump());
+      for (const char* key : {"tol", "abs_tol", "score_tol", "ridge"})
+        if (f.contains(key) && f[key].get<double>() < 0) throw err(where + "." + key + ": must be >= 0; got " + f[key].dump());
       st.fit.threads = 1;  // parallelism is over tasks
       st.label = get_or<std::string>(f, "label",
                                      tname + " " + st.fit.expert.value("family", "?") + " k=" + std::to_string(st.fit.n_experts),
@@ -253,8 +258,10 @@ Study Study::from_json(const json& j, const std::string& source_name) {
 
 namespace {
 
+// The fit's certificate follows "seconds" (estimators/certificate.hpp).
 const std::vector<std::string> kFixedColumns = {"setting", "n", "rep", "k", "seed", "estimator", "init",
-                                                "stop_reason", "iterations", "log_likelihood", "seconds"};
+                                                "stop_reason", "iterations", "log_likelihood", "seconds",
+                                                "certified", "ll_change", "score_norm", "flags"};
 
 struct TaskId {
   std::size_t n_index, rep, setting;
@@ -401,12 +408,14 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
   std::vector<std::vector<std::string>> new_rows;
   double work_done = 0, work_total = 0;
   for (const auto& t : tasks) work_total += double(s.n_grid[t.n_index]);
+  std::atomic<bool> cancelled{false};
 
 #ifdef _OPENMP
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 #endif
   for (std::size_t ti = 0; ti < tasks.size(); ++ti) {
+    if (cancelled) continue;  // an OpenMP loop cannot break
     if (write_failed.load()) continue;  // stop at once: the results cannot be saved
     const TaskId t = tasks[ti];
     const StudySetting& st = s.settings[t.setting];
@@ -423,8 +432,10 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     row[4] = std::to_string(fo.seed);
     row[5] = fo.estimator;
     row[6] = fo.init.label();
-    bool capped = false, failed = false;
+    fo.em.cancel = opt.cancel;
+    bool capped = false, failed = false, uncertified = false;
     try {
+      throw_if_cancelled(opt.cancel);
       Rng data_rng(derive_seed(s.seed, {t.n_index, t.rep, st.truth_index}));
       const arma::mat X = draw_design(s.design, truth.dim(), n, data_rng);
       const arma::rowvec y = truth.simulate(X, data_rng);
@@ -433,6 +444,11 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
       row[8] = std::to_string(r.iterations);
       row[9] = format_double(r.log_likelihood);
       capped = r.stop_reason == StopReason::max_iter;
+      row[11] = r.certificate.certified ? "1" : "0";
+      row[12] = std::isfinite(r.certificate.ll_change) ? format_double(r.certificate.ll_change) : "";
+      row[13] = std::isfinite(r.certificate.score_norm) ? format_double(r.certificate.score_norm) : "";
+      row[14] = r.certificate.flags();
+      uncertified = !r.certificate.certified;
       const VoronoiLoss L = voronoi_loss(truth, r.model, s.voronoi);
       row[col["m.loss"]] = format_double(L.total);
       for (const auto& [k, v] : L.terms)
@@ -444,6 +460,9 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
         row[col["m.tv"]] = format_double(D.tv);
         row[col["m.l2"]] = format_double(D.l2);
       }
+    } catch (const Cancelled&) {
+      cancelled = true;  // the task is not written: `resume` runs it again
+      continue;
     } catch (const std::exception& e) {
       failed = true;
       row[7] = "failed";
@@ -470,6 +489,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     sum.tasks_run++;
     sum.tasks_failed += failed;
     sum.capped += capped;
+    sum.uncertified += uncertified;
     work_done += double(n);
     const auto now = std::chrono::steady_clock::now();
     if (opt.progress && (std::chrono::duration<double>(now - last_print).count() >= 2.0 || sum.tasks_run == tasks.size())) {
@@ -489,6 +509,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
   // Rewrite sorted (atomically): the same file whatever the thread count.
   kept_rows.insert(kept_rows.end(), new_rows.begin(), new_rows.end());
   write_sorted(out_csv, header, kept_rows, setting_order);
+  if (cancelled) throw Cancelled();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }

@@ -23,7 +23,7 @@ PY
 [ "$(wc -l <"$T/r1.csv")" -eq 19 ] || fail "expected 18 rows + header"
 strip_time "$T/r1.csv" >"$T/s1"; strip_time "$T/r2.csv" >"$T/s2"
 cmp -s "$T/s1" "$T/s2" || fail "results depend on the thread count"
-head -1 "$T/r1.csv" | grep -q '^setting,n,rep,k,seed,estimator,init,stop_reason,iterations,log_likelihood,seconds,m.loss' || fail "header"
+head -1 "$T/r1.csv" | grep -q '^setting,n,rep,k,seed,estimator,init,stop_reason,iterations,log_likelihood,seconds,certified,ll_change,score_norm,flags,m.loss' || fail "header"
 grep -q 'near-truth(s=0.005/0.05,g=0.083)' "$T/r1.csv" || fail "near-truth starts are not labelled"
 # Shards, merged, equal the single run.
 for i in 0 1 2; do

@@ -44,18 +44,24 @@ TEST_CASE("EM log-likelihood never decreases (seeds 1..12, linear and tanh exper
         fo.init.kind = seed % 2 ? InitKind::random : InitKind::kmeans;
         Rng rng(derive_seed(seed, {k}));
         GaussianMoE m = initial_model(s.X, s.y, fo, rng, nullptr);
-        EMOptions eo;
-        eo.max_iter = 150;
-        eo.tol = 0;  // run every iteration
-        const EMResult r = run_em(m, s.X, s.y, eo);
-        CAPTURE(seed);
-        CAPTURE(k);
-        CAPTURE(use_tanh);
-        REQUIRE(r.trace.size() >= 2);
-        for (std::size_t t = 1; t < r.trace.size(); ++t)
-          CHECK(r.trace[t] >= r.trace[t - 1] - 1e-8 * std::abs(r.trace[t - 1]));
-        CHECK(r.max_decrease <= 1e-8 * std::abs(r.trace.back()));
-        CHECK(r.stop_reason == StopReason::max_iter);
+        for (Acceleration acc : {Acceleration::none, Acceleration::squarem}) {
+          GaussianMoE mm = m;
+          EMOptions eo;
+          eo.max_iter = 150;
+          eo.abs_tol = 0;  // never converged: run every iteration
+          eo.accelerate = acc;
+          const EMResult r = run_em(mm, s.X, s.y, eo);
+          CAPTURE(seed);
+          CAPTURE(k);
+          CAPTURE(use_tanh);
+          CAPTURE(acceleration_name(acc));
+          REQUIRE(r.trace.size() >= 2);
+          for (std::size_t t = 1; t < r.trace.size(); ++t)
+            CHECK(r.trace[t] >= r.trace[t - 1] - 1e-8 * std::abs(r.trace[t - 1]));
+          CHECK(r.max_decrease <= 1e-8 * std::abs(r.trace.back()));
+          CHECK(r.stop_reason == StopReason::max_iter);
+          CHECK(r.iterations == 150);
+        }
       }
     }
   }

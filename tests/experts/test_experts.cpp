@@ -14,7 +14,9 @@ using moerate::test::Compare;
 MOERATE_EXPERT_CONFORMANCE("linear", {-20, 15}, {20, -5}, 0.05);
 MOERATE_EXPERT_CONFORMANCE("ffn:sigmoid", {10, -6, 4}, {-8, 2, -3}, 0.15);
 MOERATE_EXPERT_CONFORMANCE("ffn:tanh", {6, -4, 3}, {-5, 1, 2}, 0.1);
-MOERATE_EXPERT_CONFORMANCE("ffn:gelu", {6, -4, 3}, {-5, 1, 2}, 0.15);
+// gelu with a bias inside the unit is weakly identified (dh/da = x dh/db): at n = 2000 the
+// MLE (log-likelihood -1567.7 against -1569.45 at the truth) lies 18% from the truth.
+MOERATE_EXPERT_CONFORMANCE("ffn:gelu", {6, -4, 3}, {-5, 1, 2}, 0.2);
 MOERATE_EXPERT_CONFORMANCE("ffn:relu", {5, -1, 2}, {-10, 2, 2}, 0.1);
 MOERATE_EXPERT_CONFORMANCE("ffn:tanh,units=3", {0.5, 6, -4, 2, -3, 1, 0.5, 10, -8, 1},
                            {1, -8, 1, 1.5, 4, 0, 0.5, -2, 0.5, 0.3}, 0.15, 0.09, 0.16, Compare::function);

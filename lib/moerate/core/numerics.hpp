@@ -58,4 +58,8 @@ double activate_d2(Activation a, double z);
 /// (R type 7); throws InvalidArgument on an empty sample.
 double quantile(std::vector<double> v, double q);
 
+/// Quantile p in (0, 1) of the Gaussian mixture sum_j w_j N(m_j, v_j) (weights summing
+/// to one, variances > 0): TOMS 748 on the mixture CDF, to about 50 bits.
+double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec& v, double p);
+
 }  // namespace moerate

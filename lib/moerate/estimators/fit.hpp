@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "moerate/estimators/certificate.hpp"
 #include "moerate/estimators/em.hpp"
 #include "moerate/model/model.hpp"
 
@@ -83,6 +84,7 @@ struct FitResult {
   int best_start = 0;
   double seconds = 0;
   EMResult em;                    // the best start's EM details (trace, floor)
+  FitCertificate certificate;     // of the best start (estimators/certificate.hpp)
   json to_json() const;           // the model file plus fit information
 };
 

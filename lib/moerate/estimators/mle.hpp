@@ -35,6 +35,7 @@
 #include <string>
 
 #include "moerate/estimators/em.hpp"
+#include "moerate/model/bounds.hpp"
 #include "moerate/model/model.hpp"
 
 namespace moerate {
@@ -48,6 +49,7 @@ struct LbfgsOptions {
   int memory = 10;              // L-BFGS corrections kept (liblbfgs default 6)
   int max_linesearch = 40;      // function evaluations per line search (liblbfgs default)
   int max_restarts = 3;         // fresh-memory restarts after a failed line search
+  CancelHook cancel{};          // polled every iteration (em.cancel for the estimators); empty: never
   void validate() const;
 };
 
@@ -92,6 +94,11 @@ double log_likelihood_gradient(const GaussianMoE& model, const arma::mat& X, con
 
 /// Direct MLE from the model's current parameters (updated in place; the
 /// returned model is the best point L-BFGS reached).
-MleResult run_mle(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const MleOptions& opt);
+/// With bounds, bounded coordinates are optimised through a smooth bijection
+/// onto their interval (two-sided: lo + (hi - lo) sigmoid(u); one-sided:
+/// lo + exp(u) or hi - exp(u)), so every iterate lies in the box; a start on
+/// the boundary is moved inside by 1e-9 of the interval.
+MleResult run_mle(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const MleOptions& opt,
+                  const ParameterBounds& bounds = {});
 
 }  // namespace moerate

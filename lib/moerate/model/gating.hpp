@@ -47,8 +47,13 @@ struct GateMStepOptions {
                                // when a component empties (over-fitted fits). Default
                                // 0 = plain MLE, as in the literature.
   int max_steps = 20;          // Newton / ascent steps per M-step (warm start makes few needed)
-  double tol = 1e-10;          // stop when the relative increase of Q falls below this
+  double tol = 1e-10;          // ascent families (L-BFGS): stop when the relative increase of Q falls below this
+  double newton_tol = 1e-12;   // Newton families: stop when the Newton decrement (predicted increase of Q,
+                               // nats; scale-free) falls below this
   int max_halvings = 40;       // step halvings before a step is rejected
+  arma::vec lower, upper;      // box on params() (empty = none). Softmax-type Newton steps
+                               // respect it by projected Newton (active set); other
+                               // families are projected by EM afterwards
   void validate() const;
 };
 
@@ -78,6 +83,11 @@ public:
 
   virtual arma::mat log_weights(const arma::mat& X) const = 0;
   virtual arma::vec log_weights_vjp(const arma::mat& X, const arma::mat& C) const = 0;
+  /// The same per observation: column i is d/dtheta sum_j C_ji log pi_j(x_i)
+  /// (n_params x n; used for score statistics). Default: central finite
+  /// differences of log_weights (relative step 1e-6); families override with
+  /// the analytic form where it is cheap.
+  virtual arma::mat log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const;
 
   virtual std::size_t n_params() const = 0;
   virtual arma::vec params() const = 0;

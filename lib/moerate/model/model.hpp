@@ -82,6 +82,9 @@ public:
   arma::rowvec regression_function(const arma::mat& X) const;
   /// Predictive variance of y given x (gaussian: mixture variance; regression: noise).
   arma::rowvec predictive_variance(const arma::mat& X) const;
+  /// Predictive quantiles of y given x, one row per probability in (0, 1): len(probs) x n
+  /// (gaussian: of the mixture; regression: of N(f_G(x), noise_variance)).
+  arma::mat predictive_quantiles(const arma::mat& X, const std::vector<double>& probs) const;
 
   /// Draw y given X.
   arma::rowvec simulate(const arma::mat& X, Rng& rng) const;

@@ -55,12 +55,15 @@ using json = nlohmann::json;
 
 /// Outcome of the estimator run that produced a loss (from the stop_reason column).
 enum class RowStatus {
-  ok,      // converged
-  capped,  // hit the iteration cap (max_iter; not_run counts here too)
-  failed,  // failed or non_finite: the loss is never used
+  ok,           // converged (and certified, when the table has a "certified" column)
+  capped,       // hit the iteration cap (max_iter; not_run counts here too)
+  failed,       // failed or non_finite: the loss is never used
+  uncertified,  // stopped without meeting the convergence certificate (stalled, or
+                // certified = 0): never used, always counted (models.md 9.3)
 };
-/// "converged" -> ok, "max_iter"/"not_run" -> capped, "failed"/"non_finite" -> failed;
-/// throws InvalidArgument for anything else.
+/// "converged"/"converged_relative" -> ok, "max_iter"/"not_run" -> capped,
+/// "failed"/"non_finite" -> failed, "stalled" -> uncertified; throws
+/// InvalidArgument for anything else.
 RowStatus parse_row_status(const std::string& stop_reason);
 std::string row_status_name(RowStatus s);
 
@@ -140,6 +143,7 @@ struct RateFit {
   std::vector<BandPoint> band;
   // Accounting.
   int n_rows = 0, n_used = 0, n_capped = 0, n_failed = 0, n_missing = 0, n_nonpositive = 0;
+  int n_uncertified = 0;
   int n_sizes = 0;
   double n_min = 0, n_max = 0;
   bool capped_excluded = false;

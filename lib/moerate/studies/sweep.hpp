@@ -64,16 +64,21 @@ struct SweepOptions {
   std::size_t shard = 0;        // run tasks with index % n_shards == shard
   std::size_t n_shards = 1;
   bool progress = true;         // progress with ETA on stderr
+  CancelHook cancel{};          // polled before each task and inside each fit; empty: never
   void validate() const;
 };
 
 struct SweepSummary {
   std::size_t tasks_total = 0, tasks_run = 0, tasks_skipped = 0, tasks_failed = 0, capped = 0;
+  std::size_t uncertified = 0;  // fits whose certificate fails (capped ones included)
   double seconds = 0;
   std::vector<std::string> first_errors;  // the first few task failures, for messages
 };
 
 std::vector<std::string> results_header(const Study& s);
+/// Runs the study's tasks, writing out_csv. When opt.cancel stops it, the
+/// tasks finished so far are kept in out_csv (sorted; `resume` continues it)
+/// and Cancelled is thrown.
 SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOptions& opt);
 
 /// Merge shard outputs (same header) into one sorted file; duplicates of a

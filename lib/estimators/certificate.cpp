@@ -1,0 +1,215 @@
+#include "moerate/estimators/certificate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "moerate/core/error.hpp"
+#include "moerate/core/numerics.hpp"
+
+namespace moerate {
+
+arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                             const arma::mat& R) {
+  const std::size_t k = model.n_experts(), n = X.n_cols, q = model.experts().n_params();
+  const std::size_t pg = model.gating().n_params();
+  const bool gaussian = model.kind() == ModelKind::gaussian;
+  arma::mat S(pg + q * k + (gaussian ? k : 0), n);
+  if (pg > 0) S.rows(0, pg - 1) = model.gating().log_weights_vjp_obs(X, R);
+  const arma::mat H = model.expert_means(X);
+  for (std::size_t j = 0; j < k; ++j) {
+    const double nu = model.nu()[j];
+    const arma::rowvec r = y - H.row(j);
+    const arma::rowvec wr = R.row(j) % r / nu;
+    arma::mat J = model.experts().jacobian(X, model.eta().col(j));  // q x n
+    J.each_row() %= wr;
+    S.rows(pg + j * q, pg + j * q + q - 1) = J;
+    if (gaussian) S.row(pg + q * k + j) = 0.5 * R.row(j) % (r % r / nu - 1.0);
+  }
+  return S;
+}
+
+double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& L,
+                       const arma::rowvec& ll_obs, const Box& box) {
+  if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
+  const std::size_t n = X.n_cols, block = 4096;
+  arma::vec g;
+  arma::mat J;
+  for (std::size_t a = 0; a < n; a += block) {
+    const std::size_t b = std::min(n, a + block) - 1;
+    arma::mat R = L.cols(a, b);
+    R.each_row() -= ll_obs.cols(a, b);
+    R = arma::exp(R);
+    const arma::mat S = observation_scores(model, X.cols(a, b), y.cols(a, b), R);
+    if (g.is_empty()) {
+      g.zeros(S.n_rows);
+      J.zeros(S.n_rows, S.n_rows);
+    }
+    g += arma::sum(S, 1);
+    J += S * S.t();
+  }
+  if (g.is_empty() || !g.is_finite() || !J.is_finite()) return arma::datum::nan;
+  // Free coordinates: not on a bound with the score pointing out of the box,
+  // and not identically without information (an empty component).
+  const arma::vec theta = model.flat_params();
+  std::vector<arma::uword> free;
+  for (std::size_t i = 0; i < g.n_elem; ++i) {
+    if (!(J(i, i) > 0)) continue;
+    if (!box.empty()) {
+      const double tl = 1e-8 * std::max(1.0, std::abs(box.lower[i]));
+      const double tu = 1e-8 * std::max(1.0, std::abs(box.upper[i]));
+      if (std::isfinite(box.upper[i]) && theta[i] >= box.upper[i] - tu && g[i] > 0) continue;
+      if (std::isfinite(box.lower[i]) && theta[i] <= box.lower[i] + tl && g[i] < 0) continue;
+    }
+    free.push_back(i);
+  }
+  if (free.empty()) return 0.0;
+  const arma::uvec F(free);
+  arma::mat JF = J.submat(F, F);
+  const arma::vec gF = g.elem(F);
+  const double ridge = 1e-12 * arma::trace(JF) / double(F.n_elem) + 1e-300;
+  JF.diag() += ridge;
+  arma::mat C;
+  if (!arma::chol(C, JF, "lower")) return arma::datum::inf;
+  const arma::vec z = arma::solve(arma::trimatl(C), gF);
+  return std::sqrt(arma::dot(z, z));
+}
+
+double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const Box& box) {
+  if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
+  const arma::mat L = model.log_joint(X, y);
+  return score_statistic(model, X, y, L, log_sum_exp_cols(L), box);
+}
+
+namespace {
+
+std::string join_indices(const std::vector<std::size_t>& v) {
+  std::ostringstream s;
+  for (std::size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i] + 1;
+  return s.str();
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+}  // namespace
+
+FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, StopReason stop_reason,
+                       int iterations, double ll_change, double max_decrease, std::size_t n_params,
+                       const CertifyOptions& opt) {
+  FitCertificate c;
+  c.stop_reason = stop_reason;
+  c.iterations = iterations;
+  c.ll_change = ll_change;
+  c.max_decrease = max_decrease;
+  c.score_tol = opt.score_tol;
+  const std::size_t n = X.n_cols, k = model.n_experts();
+  const bool gaussian = model.kind() == ModelKind::gaussian;
+  const arma::vec theta = model.flat_params();
+  const auto names = model.flat_names();
+  double ll = 0;
+  if (gaussian) {
+    const arma::mat L = model.log_joint(X, y);
+    const arma::rowvec ll_obs = log_sum_exp_cols(L);
+    ll = arma::accu(ll_obs);
+    c.score_norm = score_statistic(model, X, y, L, ll_obs, opt.box);
+    arma::mat R = L;
+    R.each_row() -= ll_obs;
+    c.atom_mass = arma::sum(arma::exp(R), 1) / double(std::max<std::size_t>(n, 1));
+  } else {
+    c.atom_mass = arma::mean(arma::exp(model.log_weights(X)), 1);
+  }
+  for (std::size_t j = 0; j < k; ++j)
+    if (c.atom_mass[j] < opt.near_empty_mass) c.near_empty.push_back(j);
+  if (gaussian && opt.variance_floor_abs > 0)
+    for (std::size_t j = 0; j < k; ++j)
+      if (model.nu()[j] <= opt.variance_floor_abs * (1 + 1e-9)) c.floored.push_back(j);
+  for (std::size_t i : opt.box.active(theta)) c.at_bound.push_back(names[i]);
+  const double xmax = X.is_empty() ? 0.0 : arma::abs(X).max();
+  const arma::vec gp = model.gating().params();
+  const auto gnames = model.gating().param_names();
+  for (std::size_t i = 0; i < gp.n_elem; ++i)
+    if (std::abs(gp[i]) * (1 + xmax) > opt.saturation) c.saturated.push_back(gnames[i]);
+  c.underdetermined = n < n_params;
+
+  const bool stopped_ok = stop_reason == StopReason::converged || stop_reason == StopReason::converged_relative;
+  const bool decreased = max_decrease > opt.decrease_tol * std::max(1.0, std::abs(ll));
+  const bool score_ok = !gaussian || (std::isfinite(c.score_norm) && c.score_norm <= opt.score_tol);
+  c.certified = stopped_ok && score_ok && !decreased;
+
+  std::ostringstream w;
+  if (!stopped_ok) c.warnings.push_back("stopped: " + stop_reason_name(stop_reason) + " (not converged)");
+  if (gaussian && !score_ok) {
+    w.str("");
+    w << "score statistic " << c.score_norm << " above " << opt.score_tol
+      << " (the optimum is not reached to within that many standard errors)";
+    c.warnings.push_back(w.str());
+  }
+  if (decreased) {
+    w.str("");
+    w << "the log-likelihood decreased by " << max_decrease << " during the fit (must not happen)";
+    c.warnings.push_back(w.str());
+  }
+  if (!c.near_empty.empty()) {
+    w.str("");
+    w << "near-empty atoms " << join_indices(c.near_empty) << " (responsibility mass / n below " << opt.near_empty_mass
+      << ")";
+    c.warnings.push_back(w.str());
+  }
+  if (!c.floored.empty()) c.warnings.push_back("variances on the floor: experts " + join_indices(c.floored));
+  if (!c.at_bound.empty()) c.warnings.push_back("on a bound of the parameter space: " + join(c.at_bound));
+  if (!c.saturated.empty()) {
+    w.str("");
+    w << "gate saturating (|parameter| x (1 + max|x|) > " << opt.saturation << "): " << join(c.saturated)
+      << "; set bounds for a compact parameter space";
+    c.warnings.push_back(w.str());
+  }
+  if (c.underdetermined) {
+    w.str("");
+    w << "fewer observations (" << n << ") than parameters (" << n_params << ")";
+    c.warnings.push_back(w.str());
+  }
+  return c;
+}
+
+json FitCertificate::to_json() const {
+  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json j;
+  j["certified"] = certified;
+  j["stop_reason"] = stop_reason_name(stop_reason);
+  j["iterations"] = iterations;
+  j["ll_change"] = num(ll_change);
+  j["score_norm"] = num(score_norm);
+  j["score_tol"] = score_tol;
+  j["max_decrease"] = max_decrease;
+  j["atom_mass"] = arma::conv_to<std::vector<double>>::from(atom_mass);
+  auto one_based = [](const std::vector<std::size_t>& v) {
+    std::vector<std::size_t> o;
+    for (auto i : v) o.push_back(i + 1);
+    return o;
+  };
+  j["near_empty_atoms"] = one_based(near_empty);
+  j["floored_variances"] = one_based(floored);
+  j["at_bound"] = at_bound;
+  j["saturated_gates"] = saturated;
+  j["underdetermined"] = underdetermined;
+  j["warnings"] = warnings;
+  return j;
+}
+
+std::string FitCertificate::flags() const {
+  std::vector<std::string> f;
+  if (!near_empty.empty()) f.push_back("near_empty");
+  if (!floored.empty()) f.push_back("floored");
+  if (!at_bound.empty()) f.push_back("at_bound");
+  if (!saturated.empty()) f.push_back("saturated");
+  if (underdetermined) f.push_back("underdetermined");
+  std::string s;
+  for (const auto& x : f) s += (s.empty() ? "" : ";") + x;
+  return s;
+}
+
+}  // namespace moerate

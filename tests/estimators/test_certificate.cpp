@@ -1,0 +1,174 @@
+// Convergence certificates, the score statistic, SQUAREM and the compact
+// parameter space (models.md 9.3, 9.4).
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+#include "moerate/core/error.hpp"
+#include "moerate/core/numerics.hpp"
+#include "moerate/estimators/certificate.hpp"
+#include "moerate/estimators/em.hpp"
+#include "moerate/estimators/fit.hpp"
+#include "moerate/estimators/mle.hpp"
+#include "moerate/model/design.hpp"
+
+using namespace moerate;
+using namespace moerate::fixtures;
+using doctest::Approx;
+
+namespace {
+
+struct Sim {
+  arma::mat X;
+  arma::rowvec y;
+};
+
+Sim simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed) {
+  Rng rng(seed);
+  Sim s;
+  s.X = draw_design("uniform:0,1", m.dim(), n, rng);
+  s.y = m.simulate(s.X, rng);
+  return s;
+}
+
+/// Experiment A's experts under another gate family (for the generic scores).
+GaussianMoE with_gating(const json& gating) {
+  json j = json::parse(kExperimentA);
+  j["gating"] = gating;
+  if (gating["family"] == "laplace") {
+    j["experts"][0]["gate"] = {{"beta0", -1.0}, {"w", {0.2}}};
+    j["experts"][1]["gate"] = {{"beta0", 0.0}, {"w", {0.8}}};
+  }
+  return GaussianMoE::from_json(j, "test");
+}
+
+}  // namespace
+
+TEST_CASE("per-observation scores sum to the analytic gradient (softmax analytic, laplace by differences)") {
+  for (const json& g : {json{{"family", "softmax"}}, json{{"family", "laplace"}}}) {
+    CAPTURE(g.dump());
+    const GaussianMoE m = with_gating(g);
+    const Sim s = simulate(m, 300, 5);  // seed 5
+    arma::vec grad;
+    log_likelihood_gradient(m, s.X, s.y, grad);
+    const arma::mat S = observation_scores(m, s.X, s.y, m.responsibilities(s.X, s.y));
+    const arma::vec sum = arma::sum(S, 1);
+    REQUIRE(sum.n_elem == grad.n_elem);
+    const double scale = std::max(1.0, arma::abs(grad).max());
+    CHECK(arma::abs(sum - grad).max() / scale < (g["family"] == "softmax" ? 1e-11 : 1e-6));
+  }
+}
+
+TEST_CASE("score statistic: the remaining Newton step in standard errors (closed form for k = 1)") {
+  // k = 1, linear expert: l is Gaussian regression. With the variance at its
+  // MLE, the score in (a, b) is X'r/nu; lambda^2 = g^T (S S^T)^-1 g computed by hand.
+  json j = json::parse(kExperimentA);
+  j["experts"] = json::array({j["experts"][1]});
+  GaussianMoE m = GaussianMoE::from_json(j, "k=1");
+  const Sim s = simulate(m, 400, 6);  // seed 6
+  m.eta()(0, 0) += 0.2;               // off the optimum in a
+  const arma::rowvec r = s.y - m.expert_means(s.X).row(0);
+  m.nu()[0] = arma::mean(arma::square(r));  // variance at its conditional optimum
+  const double nu = m.nu()[0];
+  arma::mat S(3, s.X.n_cols);
+  S.row(0) = r % s.X.row(0) / nu;
+  S.row(1) = r / nu;
+  S.row(2) = 0.5 * (r % r / nu - 1.0);
+  const arma::vec g = arma::sum(S, 1);
+  const double expected = std::sqrt(arma::as_scalar(g.t() * arma::solve(S * S.t(), g)));
+  CHECK(score_statistic(m, s.X, s.y) == Approx(expected).epsilon(1e-8));
+  CHECK(expected > 1);  // 0.2 in a is several standard errors at n = 400
+}
+
+TEST_CASE("over-fitted EM: SQUAREM is certified where plain EM with the same steps is not yet (seed 21)") {
+  const Sim s = simulate(experiment_a(), 2000, 21);
+  FitOptions fo;
+  fo.n_experts = 3;
+  Rng rng(22);  // seed 22
+  const GaussianMoE start = initial_model(s.X, s.y, fo, rng, nullptr);
+  EMOptions sq;
+  sq.max_iter = 20000;
+  GaussianMoE b = start;
+  const EMResult rb = run_em(b, s.X, s.y, sq);
+  CHECK(rb.stop_reason == StopReason::converged);
+  CHECK(rb.score_norm < 1e-3);
+  for (std::size_t t = 1; t < rb.trace.size(); ++t) CHECK(rb.trace[t] >= rb.trace[t - 1] - 1e-9);
+  EMOptions plain = sq;
+  plain.accelerate = Acceleration::none;
+  plain.max_iter = rb.iterations;
+  GaussianMoE a = start;
+  const EMResult ra = run_em(a, s.X, s.y, plain);
+  CHECK(ra.log_likelihood <= rb.log_likelihood + 1e-6);
+  MESSAGE("SQUAREM: " << rb.iterations << " EM steps (" << rb.cycles << " cycles, " << rb.extrapolations_kept
+                      << " extrapolations kept), l = " << rb.log_likelihood << "; plain EM after as many steps: l = "
+                      << ra.log_likelihood << ", " << stop_reason_name(ra.stop_reason));
+}
+
+TEST_CASE("bounds: EM and the direct MLE stay in the box, the fit is flagged at the bound (seed 31)") {
+  const Sim s = simulate(experiment_a(), 1000, 31);
+  for (const char* est : {"em", "mle"}) {
+    CAPTURE(est);
+    FitOptions fo;
+    fo.n_experts = 2;
+    fo.n_starts = 2;
+    fo.estimator = est;
+    fo.em.bounds.gate_slope = 10;  // the truth has beta1 = 25: the bound binds
+    fo.em.bounds.nu_max = 1;
+    const FitResult r = fit(s.X, s.y, fo);
+    const Box box = fo.em.bounds.box(r.model);
+    CHECK(box.contains(r.model.flat_params()));
+    CHECK(arma::abs(r.model.gating().params()).max() <= 10 + 1e-9);
+    bool slope_at_bound = false;
+    for (const auto& name : r.certificate.at_bound) slope_at_bound |= name.find("beta1") != std::string::npos;
+    CHECK(slope_at_bound);
+    if (std::string(est) == "em") {
+      CHECK(r.em.max_decrease <= 1e-9 * std::abs(r.log_likelihood));
+      CHECK(r.certificate.certified);  // the constrained optimum: projected score
+    }
+  }
+}
+
+TEST_CASE("bad bounds and a start outside them are clear errors") {
+  ParameterBounds b;
+  b.nu_min = 2;
+  b.nu_max = 1;
+  CHECK_THROWS_WITH_AS(b.validate(), doctest::Contains("--nu-min"), InvalidArgument);
+  b = {};
+  b.gate_slope = -1;
+  CHECK_THROWS_WITH_AS(b.validate(), doctest::Contains("--bound-gate-slope"), InvalidArgument);
+  b = {};
+  b.expert = std::nan("");
+  CHECK_THROWS_AS(b.validate(), InvalidArgument);
+  CHECK_THROWS_AS(ParameterBounds::from_json(json{{"gate_slop", 1}}, "settings[0].bounds"), InvalidArgument);
+
+  const Sim s = simulate(experiment_a(), 200, 32);
+  FitOptions fo;
+  fo.n_experts = 2;
+  fo.n_starts = 1;
+  fo.init.kind = InitKind::near_truth;
+  fo.em.bounds.gate_slope = 5;  // the truth's beta1 = 25 is outside
+  const GaussianMoE truth = experiment_a();
+  CHECK_THROWS_WITH_AS(fit(s.X, s.y, fo, &truth), doctest::Contains("the bounds exclude the start"), InvalidArgument);
+}
+
+TEST_CASE("constant response: the log-likelihood never decreases and the fit says what it found") {
+  arma::mat X = arma::linspace<arma::rowvec>(0, 1, 50);
+  arma::rowvec y(50, arma::fill::value(2.0));
+  FitOptions fo;
+  fo.n_experts = 2;
+  fo.n_starts = 1;
+  const FitResult r = fit(X, y, fo);
+  CHECK(r.em.max_decrease <= 1e-9 * std::max(1.0, std::abs(r.log_likelihood)));
+  CHECK(!r.certificate.floored.empty());
+  CHECK(!r.certificate.warnings.empty());
+}
+
+TEST_CASE("fewer observations than parameters is flagged") {
+  const Sim s = simulate(experiment_a(), 6, 33);  // k = 3: 3*2 gate - 2 + 3*2 + 3 = 13 parameters
+  FitOptions fo;
+  fo.n_experts = 3;
+  fo.n_starts = 1;
+  fo.em.max_iter = 50;
+  const FitResult r = fit(s.X, s.y, fo);
+  CHECK(r.certificate.underdetermined);
+  CHECK(r.certificate.flags().find("underdetermined") != std::string::npos);
+}
