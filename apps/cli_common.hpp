@@ -15,6 +15,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace moerate::cli {
 
@@ -29,9 +30,28 @@ inline void set_example(CLI::App* cmd, const std::string& example) {
   cmd->footer("Example:\n  " + example);
 }
 
+/// Most threads accepted; larger --threads values are capped (with a note on stderr).
+inline constexpr int kMaxThreads = 256;
+
 /// Number of threads: 0 -> OpenMP default. Applies omp_set_num_threads and
-/// makes OpenBLAS single-threaded inside parallel regions.
-void configure_threads(int threads);
+/// makes OpenBLAS single-threaded inside parallel regions. A negative value
+/// is a UsageError; more than kMaxThreads is capped with a note. Returns the
+/// number to use.
+int configure_threads(int threads);
+
+/// Refuse --out (InputError, exit 1) before any work when it is a directory,
+/// symbolic link, device, or one of `inputs` (see moerate::check_output_path).
+void check_out(const std::string& out, const std::vector<std::string>& inputs, const std::string& option = "--out");
+
+/// A numeric option that must be finite and within [lo, hi] (UsageError naming the option).
+void check_range(const std::string& option, double value, double lo, double hi);
+
+/// A whole number in [lo, hi], checked on the text before conversion (so that
+/// "-1" is never wrapped around to 2^64 - 1), with our own message.
+CLI::Validator whole(long long lo, long long hi);
+
+/// Adds --seed: a non-negative integer below 2^64, parsed with our own message.
+CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::string& help);
 
 }  // namespace moerate::cli
 

@@ -21,14 +21,13 @@ void add_bootstrap_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Data CSV with a header (the data the model was fitted to)")->required();
   cmd->add_option("--model", o->model, "Fitted model file (JSON): the start of every refit and the labels")->required();
   cmd->add_option("--replicates,-R", o->replicates, "Number of bootstrap replicates")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->seed, "Random seed (echoed; replicate b uses a seed derived from (seed, b))")
-      ->capture_default_str();
+      ->capture_default_str()->check(moerate::cli::whole(1, 1000000));
+  moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed; replicate b uses a seed derived from (seed, b))");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); results do not depend on it")->capture_default_str();
   cmd->add_option("--level", o->level, "Interval level")->capture_default_str()->check(CLI::Range(0.5, 0.9999));
-  cmd->add_option("--starts", o->starts, "k-means starts per replicate besides the model start")->capture_default_str();
+  cmd->add_option("--starts", o->starts, "k-means starts per replicate besides the model start")->capture_default_str()->check(moerate::cli::whole(0, 100000));
   cmd->add_option("--estimator", o->estimator, "Estimator (see 'moerate list')")->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Iteration cap per refit")->capture_default_str();
+  cmd->add_option("--max-iter", o->max_iter, "Iteration cap per refit")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
   cmd->add_option("--tol", o->tol, "Relative log-likelihood tolerance per refit")->capture_default_str();
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters in refits")->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
@@ -40,7 +39,14 @@ void add_bootstrap_command(CLI::App& app) {
                             "moerate bootstrap --data tone.csv --model tone-fit.json --replicates 200 --seed 1 "
                             "--threads 4 --out tone-boot.json");
   cmd->callback([o]() {
-    moerate::cli::configure_threads(o->threads);
+    o->threads = moerate::cli::configure_threads(o->threads);
+    moerate::cli::check_out(o->out, {o->data, o->model});
+    moerate::cli::check_range("--replicates", o->replicates, 1, 1000000);
+    moerate::cli::check_range("--starts", o->starts, 0, 100000);
+    moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
+    moerate::cli::check_range("--tol", o->tol, 0, 1);
+    moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
+    moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::BootstrapOptions bo;
     bo.replicates = o->replicates;
     bo.seed = o->seed;
@@ -77,7 +83,7 @@ void add_bootstrap_command(CLI::App& app) {
     j["bootstrap"]["model"] = o->model;
     j["bootstrap"]["n_obs"] = D.n_obs();
     j["seed"] = o->seed;
-    moerate::write_file_atomic(o->out, j.dump(2) + "\n");
+    moerate::write_json_file(o->out, j);
     std::cout << "bootstrap " << o->data << " from " << o->model << ": n = " << D.n_obs() << ", " << o->replicates
               << " replicates, seed " << o->seed << ", estimator " << o->estimator << " (model start + " << o->starts
               << " k-means starts)\n";

@@ -39,17 +39,18 @@ void add_fit_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("fit", "Fit a mixture of experts to data (EM, restarts, several initialisations)");
   cmd->add_option("--data", o->data, "Data CSV with a header")->required();
-  cmd->add_option("--experts,-k", o->k, "Number of experts k")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--experts,-k", o->k, "Number of experts k")->required()->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--expert", o->expert, "Expert family: linear | ffn:ACT (ACT = sigmoid, tanh, gelu, relu) | see 'moerate list'")
       ->capture_default_str();
   cmd->add_option("--gating", o->gating, "Gating family (see 'moerate list')")->capture_default_str();
   cmd->add_option("--estimator", o->estimator, "Estimator: em | see 'moerate list'")->capture_default_str();
   cmd->add_option("--starts", o->starts, "Number of starts; the best log-likelihood is kept")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->seed, "Random seed (echoed in the output)")->capture_default_str();
+      ->capture_default_str()->check(moerate::cli::whole(1, 100000));
+  moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans | model:FILE | near-truth:TRUTH.json")
       ->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str();
+  cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str()
+      ->check(moerate::cli::whole(1, 100000000));
   cmd->add_option("--abs-tol", o->abs_tol, "Converged when |change of the log-likelihood| is below this (nats) ...")
       ->capture_default_str();
   cmd->add_option("--score-tol", o->score_tol,
@@ -77,7 +78,16 @@ void add_fit_command(CLI::App& app) {
                 "Standard errors (observed information and sandwich) with Wald intervals: adds \"standard_errors\" to the output");
   moerate::cli::set_example(cmd, "moerate fit --data data/tone.csv --experts 2 --starts 10 --seed 1 --out tone-fit.json");
   cmd->callback([o]() {
-    moerate::cli::configure_threads(o->threads);
+    o->threads = moerate::cli::configure_threads(o->threads);
+    moerate::cli::check_out(o->out, {o->data});
+    moerate::cli::check_range("--experts", double(o->k), 1, 1000);
+    moerate::cli::check_range("--starts", o->starts, 1, 100000);
+    moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
+    moerate::cli::check_range("--tol", o->tol, 0, 1);
+    moerate::cli::check_range("--abs-tol", o->abs_tol, 0, 1e300);
+    moerate::cli::check_range("--score-tol", o->score_tol, 0, 1e300);
+    moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
+    moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::FitOptions fo;
     fo.n_experts = o->k;
     try {
@@ -135,7 +145,7 @@ void add_fit_command(CLI::App& app) {
       j["standard_errors"] = se.to_json();
       se_table = se.table();
     }
-    moerate::write_file_atomic(o->out, j.dump(2) + "\n");
+    moerate::write_json_file(o->out, j);
     std::cout << std::setprecision(8);
     std::cout << "fit " << o->data << ": n = " << D.n_obs() << ", d = " << D.dim() << ", k = " << o->k << ", estimator "
               << r.estimator << ", init " << fo.init.label() << ", " << o->starts << " starts, seed " << o->seed << "\n";

@@ -21,11 +21,11 @@ void add_identify_command(CLI::App& app) {
                   "Expert family, e.g. linear | ffn:tanh | ffn:tanh,bias=false | polynomial:p=2 (see 'moerate list')");
   cmd->add_option("--gating", o->gating, "Gating family (for the gate version), e.g. temperature:tau=estimate,norm=none")
       ->capture_default_str();
-  cmd->add_option("--dim,-d", o->dim, "Covariate dimension d")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--dim,-d", o->dim, "Covariate dimension d")->capture_default_str()->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--experts,-k", o->k, "Number of experts k (distinct random parameters)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--points", o->points, "Evaluation points N (0 = max(400, 4 x functions))")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Random seed for the parameters and points (echoed)")->capture_default_str();
+      ->capture_default_str()->check(moerate::cli::whole(1, 1000));
+  cmd->add_option("--points", o->points, "Evaluation points N (0 = max(400, 4 x functions))")->capture_default_str()->check(moerate::cli::whole(0, 10000000));
+  moerate::cli::add_seed_option(cmd, o->seed, "Random seed for the parameters and points (echoed)");
   cmd->add_option("--version", o->version,
                   "Which set: gaussian (h level; relations counted only if they lift to the density) | lse | "
                   "density (d^alpha u/d theta^alpha, |alpha| <= 2, of u = exp(beta1^T x) N(y; h, nu); "

@@ -68,9 +68,9 @@ void add_loss_command(CLI::App& app) {
       ->needs(dist);
   cmd->add_option("--mc", o->mc, "Monte Carlo draws of x for --distances")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t(2), std::size_t(100000000)))
+      ->check(moerate::cli::whole(2, 100000000))
       ->needs(dist);
-  cmd->add_option("--seed", o->seed, "Seed of the Monte Carlo draws of x")->capture_default_str();
+  moerate::cli::add_seed_option(cmd, o->seed, "Seed of the Monte Carlo draws of x");
   moerate::cli::set_example(
       cmd, "moerate loss --truth data/experiment-a.json --fit fit.json --distances --mc 2000 --seed 1 --json");
 

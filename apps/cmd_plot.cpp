@@ -82,6 +82,8 @@ void add_plot_command(CLI::App& app) {
         throw UsageError("--out must end in .png, .svg or .pdf; got '" + o->out + "'");
     }
     const cli::RateSelectionOptions& so = o->sel;
+    cli::check_out(o->out, {so.results});
+    if (!o->save_script.empty()) cli::check_out(o->save_script, {so.results, o->out}, "--save-script");
     const cli::RateSelection sel = cli::select_rates(so);
     const CsvTable& table = sel.table;
     const std::vector<std::string>& metrics = sel.metrics;

@@ -24,6 +24,8 @@ void add_plotfit_command(CLI::App& app) {
   cmd->add_option("--save-script", o->save_script, "Also save the gnuplot script (data inline) here");
   moerate::cli::set_example(cmd, "moerate plot-fit --model tone-fit.json --data data/tone.csv --out tone.png");
   cmd->callback([o]() {
+    moerate::cli::check_out(o->out, {o->model, o->data});
+    if (!o->save_script.empty()) moerate::cli::check_out(o->save_script, {o->model, o->data, o->out}, "--save-script");
     const auto m = moerate::GaussianMoE::load(o->model);
     moerate::CsvReadOptions ro;
     if (!o->y.empty()) ro.y_column = o->y;

@@ -27,6 +27,7 @@ void add_predict_command(CLI::App& app) {
   moerate::cli::set_example(cmd, "moerate predict --model tone-fit.json --data data/tone.csv --out tone-pred.csv");
   cmd->callback([o]() {
     moerate::cli::configure_threads(1);
+    moerate::cli::check_out(o->out, {o->model, o->data});
     for (double q : o->quantiles)
       if (!(q > 0 && q < 1)) throw moerate::cli::UsageError("--quantiles: each must lie in (0, 1); got " + moerate::to_text(q));
     const auto m = moerate::GaussianMoE::load(o->model);
@@ -46,6 +47,9 @@ void add_predict_command(CLI::App& app) {
     const arma::mat P = arma::exp(m.log_weights(D.X));
     const arma::rowvec mean = m.regression_function(D.X);
     const arma::rowvec var = m.predictive_variance(D.X);
+    if (!P.is_finite() || !mean.is_finite() || !var.is_finite())
+      throw std::runtime_error(o->model + ": predictions on " + o->data +
+                               " overflow a double (inf or NaN); the covariates are too far out for this model");
     arma::mat post;
     if (D.has_y() && m.kind() == moerate::ModelKind::gaussian) post = m.responsibilities(D.X, D.y);
     std::ostringstream out;
@@ -57,7 +61,15 @@ void add_predict_command(CLI::App& app) {
     if (!post.is_empty())
       for (std::size_t j = 0; j < k; ++j) out << ",posterior" << j + 1;
     out << '\n';
-    const arma::mat Q = m.predictive_quantiles(D.X, o->quantiles);
+    arma::mat Q;
+    try {
+      Q = m.predictive_quantiles(D.X, o->quantiles);
+    } catch (const std::exception&) {
+      Q.reset();  // the root finder failed: reported below
+    }
+    if (Q.n_rows != o->quantiles.size() || Q.n_cols != n || !Q.is_finite())
+      throw std::runtime_error(o->data + ": the predictive quantiles cannot be computed with " + o->model +
+                               " (the values overflow a double; the covariates are too far out for this model)");
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t u = 0; u < D.dim(); ++u) out << moerate::format_double(D.X(u, i)) << ',';
       if (D.has_y()) out << moerate::format_double(D.y[i]) << ',';

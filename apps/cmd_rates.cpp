@@ -57,6 +57,7 @@ void add_rates_command(CLI::App& app) {
     using namespace moerate;
     using cli::UsageError;
     const cli::RateSelectionOptions& so = o->sel;
+    if (!o->json_out.empty()) cli::check_out(o->json_out, {so.results}, "--json");
     const cli::RateSelection sel = cli::select_rates(so);
     const CsvTable& table = sel.table;
     const std::vector<std::string>& metrics = sel.metrics;
@@ -157,7 +158,7 @@ void add_rates_command(CLI::App& app) {
     std::cout << "\n(missing = empty/nan or non-positive losses; 'in'/'OUT': theory inside/outside the CI;"
                  " e over windows: range of e as the smallest sizes are dropped, --windows for the table)\n";
     if (!o->json_out.empty()) {
-      write_file_atomic(o->json_out, out.dump(2) + "\n");
+      write_json_file(o->json_out, out);
       std::cout << "wrote " << o->json_out << "\n";
     }
   });

@@ -47,13 +47,14 @@ void add_study_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str();
+  cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str()->check(moerate::cli::whole(0, 1000000));
   cmd->add_flag("--print-config", o->print_config, "Print the study file and exit (edit it and run 'moerate sweep')");
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");
   cmd->callback([o]() {
     namespace fs = std::filesystem;
-    moerate::cli::configure_threads(o->threads);
+    o->threads = moerate::cli::configure_threads(o->threads);
+    moerate::cli::check_range("--bootstrap", o->bootstrap, 0, 1000000);
     json cfg;
     try {
       cfg = moerate::builtin_study_config(o->name, o->scale);
@@ -65,7 +66,14 @@ void add_study_command(CLI::App& app) {
       return;
     }
     const std::string dir = o->out.empty() ? "out/" + o->name + "-" + o->scale : o->out;
-    fs::create_directories(dir);
+    {
+      std::error_code ec;
+      const auto st = fs::symlink_status(dir, ec);
+      if (fs::exists(st) && !fs::is_directory(st))
+        throw moerate::cli::UsageError("--out: " + dir + " exists and is not a directory (the study writes several files into a directory)");
+      fs::create_directories(dir, ec);
+      if (ec) throw std::runtime_error(dir + ": cannot create the output directory: " + ec.message());
+    }
     const std::string cfg_path = dir + "/study.json", results = dir + "/results.csv";
     // A directory holds one study: rerunning the same study resumes it.
     bool resume = false;
@@ -89,6 +97,11 @@ void add_study_command(CLI::App& app) {
     so.resume = resume;
     so.progress = !o->quiet;
     const auto sum = moerate::run_sweep(study, results, so);
+    if (sum.tasks_run > 0 && sum.tasks_failed == sum.tasks_run) {
+      std::string msg = "every task failed (" + std::to_string(sum.tasks_failed) + "); the first errors:";
+      for (const auto& e : sum.first_errors) msg += "\n  " + e;
+      throw std::runtime_error(msg);
+    }
     std::cout << "sweep: " << sum.tasks_run << " fits in " << fmt(sum.seconds, 1) << " s (" << sum.tasks_skipped
               << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap, " << sum.uncertified << " not certified\n\n";
 
@@ -183,7 +196,7 @@ void add_study_command(CLI::App& app) {
                                  : "NOT resolved at this scale (see docs/results.md)")
                 << "\n";
     }
-    moerate::write_file_atomic(dir + "/rates.json", rates.dump(2) + "\n");
+    moerate::write_json_file(dir + "/rates.json", rates);
     // Figure: one panel per metric (block), every setting on the same axes with its theory line.
     std::vector<moerate::PlotPanel> panels;
     for (const auto& m : metric_order) {

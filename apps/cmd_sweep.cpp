@@ -22,7 +22,8 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd, "moerate sweep --config data/studies/softmax-linear-exact.json --out results.csv --threads 2");
   cmd->callback([o]() {
-    moerate::cli::configure_threads(o->threads);
+    o->threads = moerate::cli::configure_threads(o->threads);
+    moerate::cli::check_out(o->out, {o->config});
     moerate::SweepOptions so;
     so.threads = o->threads;
     so.resume = o->resume;
@@ -51,6 +52,11 @@ void add_sweep_command(CLI::App& app) {
     if (so.n_shards > 1) std::cout << ", shard " << so.shard << "/" << so.n_shards;
     std::cout << "\n";
     const auto s = moerate::run_sweep(study, o->out, so);
+    if (s.tasks_run > 0 && s.tasks_failed == s.tasks_run) {
+      std::string msg = "every task failed (" + std::to_string(s.tasks_failed) + "); the first errors:";
+      for (const auto& e : s.first_errors) msg += "\n  " + e;
+      throw std::runtime_error(msg);
+    }
     std::cout << "ran " << s.tasks_run << " tasks (" << s.tasks_skipped << " already done), " << s.tasks_failed
               << " failed, " << s.capped << " at the iteration cap, in " << s.seconds << " s -> " << o->out << "\n";
   });
@@ -67,6 +73,7 @@ void add_merge_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Merged results CSV")->required();
   moerate::cli::set_example(cmd, "moerate merge shard-*.csv --out results.csv");
   cmd->callback([o]() {
+    moerate::cli::check_out(o->out, o->inputs);
     moerate::merge_results(o->inputs, o->out);
     std::cout << "merged " << o->inputs.size() << " files -> " << o->out << "\n";
   });

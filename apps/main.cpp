@@ -5,6 +5,7 @@
 
 #include "cli_common.hpp"
 #include "moerate/core/error.hpp"
+#include "moerate/io/files.hpp"
 
 // One line per subcommand (each defined in apps/cmd_NAME.cpp).
 void add_simulate_command(CLI::App&);
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   add_plotfit_command(app);
   add_check_truth_command(app);
 
+  moerate::install_cleanup_handlers();  // temporary files go away on SIGINT/SIGTERM
   std::string cmd_name = "moerate";
   try {
     app.parse(argc, argv);
@@ -63,6 +65,18 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ConversionError& e) {
+    // CLI11: "Could not convert: --tol = abc" -> our words.
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::string what = e.what();
+    const std::string prefix = "Could not convert: ";
+    if (what.rfind(prefix, 0) == 0) {
+      what = what.substr(prefix.size());
+      const auto eq = what.find(" = ");
+      if (eq != std::string::npos) what = what.substr(0, eq) + ": cannot read '" + what.substr(eq + 3) + "' as a value of this option (a number?)";
+    }
+    std::cerr << cmd_name << ": error: " << what << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";
@@ -73,6 +87,11 @@ int main(int argc, char** argv) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
+    std::cerr << cmd_name << ": error: out of memory: the problem is too large for this machine "
+                             "(reduce n, d, k or the number of replicates)\n";
+    return 1;
   } catch (const std::exception& e) {
     for (auto* sub : app.get_subcommands()) cmd_name = "moerate " + sub->get_name();
     std::cerr << cmd_name << ": error: " << e.what() << "\n";

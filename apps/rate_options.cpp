@@ -19,7 +19,7 @@ void add_rate_selection_options(CLI::App* cmd, RateSelectionOptions& o) {
   cmd->add_option("--bootstrap", o.bootstrap, "Bootstrap resamples (replicates resampled within each n)")
       ->capture_default_str();
   cmd->add_option("--level", o.level, "Confidence level of the percentile intervals")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Bootstrap seed (echoed in the output)")->capture_default_str();
+  moerate::cli::add_seed_option(cmd, o.seed, "Bootstrap seed (echoed in the output)");
   cmd->add_flag("--exclude-capped", o.exclude_capped,
                 "Exclude rows whose fit hit the iteration cap (default: include and count them)");
   cmd->add_option("--threads", o.threads, "Threads for the bootstrap (0 = all; results do not depend on it)")
@@ -29,7 +29,7 @@ void add_rate_selection_options(CLI::App* cmd, RateSelectionOptions& o) {
 RateSelection select_rates(const RateSelectionOptions& o) {
   if (o.bootstrap < 0) throw UsageError("--bootstrap must be >= 0; got " + std::to_string(o.bootstrap));
   if (!(o.level > 0 && o.level < 1)) throw UsageError("--level must be in (0, 1); got " + to_text(o.level));
-  if (o.threads < 0) throw UsageError("--threads must be >= 0");
+  if (o.bootstrap > 1000000) throw UsageError("--bootstrap must be <= 1000000; got " + std::to_string(o.bootstrap));
   configure_threads(o.threads);
 
   RateSelection sel;

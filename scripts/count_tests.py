@@ -11,6 +11,7 @@ summary (no tests collected: exit code 5, an interruption, a crash), that
 reports no test at all, or that has no summary counts as one failure. Any
 other meson test (a command-line script) counts as one test, passed or failed
 by its result.
+Several logs (the release and the sanitizer build) are summed.
 Prints "tests: N passed, M failed"; exits 1 if anything failed or no test ran.
 """
 import re
@@ -73,7 +74,7 @@ def count(text):
 
 
 if __name__ == "__main__":
-    text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+    text = "".join(open(p, encoding="utf-8", errors="replace").read() for p in sys.argv[1:])
     passed, failed = count(text)
     print(f"tests: {passed} passed, {failed} failed")
     sys.exit(1 if failed or passed == 0 else 0)

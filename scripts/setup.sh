@@ -23,3 +23,8 @@ fi
 echo "setup: building moerate (release)..." >&2
 ninja -C build >build/ninja.log 2>&1 || { grep -E -A5 'error|FAILED' build/ninja.log >&2 | head -80; exit 1; }
 echo "setup: built build/apps/moerate" >&2
+# --sanitizers: also configure and build ./build-san with AddressSanitizer and
+# UndefinedBehaviorSanitizer (slow suite off); used by the README's test command.
+if [ "${1:-}" = "--sanitizers" ]; then
+  sh scripts/setup-sanitizers.sh
+fi

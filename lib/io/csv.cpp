@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -57,16 +59,42 @@ void on_row(int, void* data) {
   st->in_row = false;
 }
 
-RawTable parse_csv_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, 0, 0, "cannot open file for reading");
+RawTable parse_csv_text(const std::string& raw, const std::string& path) {
   RawTable table;
   ParseState st{&table, {}, 0, 0, false};
   csv_parser p;
   if (csv_init(&p, CSV_APPEND_NULL) != 0) throw InputError(path, 0, 0, "cannot initialise the CSV parser");
+  std::size_t begin = 0;
+  if (raw.rfind("\xEF\xBB\xBF", 0) == 0) begin = 3;  // UTF-8 byte-order mark (Excel writes one)
+  // Where the last quote that is still open was opened (for messages).
+  bool in_quote = false;
+  std::size_t quote_line = 0, quote_col = 0;
   std::string line;
-  while (std::getline(in, line)) {
+  while (begin < raw.size()) {
+    auto end = raw.find('\n', begin);
+    if (end == std::string::npos) end = raw.size();
+    line.assign(raw, begin, end - begin);
+    begin = end + 1;
     ++st.current_line;
+    // RFC 4180: a quote opens a field only at its start; inside, "" is a quote.
+    bool field_start = !in_quote;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (in_quote) {
+        if (c == '"') {
+          if (i + 1 < line.size() && line[i + 1] == '"') ++i;
+          else in_quote = false;
+        }
+      } else if (c == ',') {
+        field_start = true;
+      } else if (c == '"' && field_start) {
+        in_quote = true;
+        quote_line = st.current_line;
+        quote_col = i + 1;
+      } else if (c != ' ' && c != '\t') {
+        field_start = false;
+      }
+    }
     line.push_back('\n');
     if (csv_parse(&p, line.data(), line.size(), on_field, on_row, &st) != line.size()) {
       const std::string msg = csv_strerror(csv_error(&p));
@@ -74,14 +102,19 @@ RawTable parse_csv_file(const std::string& path) {
       throw InputError(path, st.current_line, 0, "malformed CSV: " + msg);
     }
   }
+  if (in_quote) {
+    csv_free(&p);
+    throw InputError(path, quote_line, quote_col, "unterminated quoted field: the quote opened here is never closed");
+  }
   if (csv_fini(&p, on_field, on_row, &st) != 0) {
     const std::string msg = csv_strerror(csv_error(&p));
     csv_free(&p);
-    throw InputError(path, st.current_line, 0, "malformed CSV (unterminated quote?): " + msg);
+    throw InputError(path, st.current_line, 0, "malformed CSV: " + msg);
   }
   csv_free(&p);
   return table;
 }
+
 
 
 }  // namespace
@@ -104,8 +137,10 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-CsvTable read_csv_table(const std::string& path) {
-  RawTable raw = parse_csv_file(path);
+CsvTable read_csv_table(const std::string& path) { return read_csv_table_text(read_text_file(path), path); }
+
+CsvTable read_csv_table_text(const std::string& text, const std::string& path) {
+  RawTable raw = parse_csv_text(text, path);
   if (raw.rows.empty()) throw InputError(path, 0, 0, "file is empty (expected a header row)");
   CsvTable t;
   t.header = raw.rows[0];
@@ -131,7 +166,11 @@ bool CsvTable::has_column(const std::string& name) const {
 }
 
 Dataset read_csv(const std::string& path, const CsvReadOptions& opt) {
-  RawTable raw = parse_csv_file(path);
+  return read_csv_text(read_text_file(path), path, opt);
+}
+
+Dataset read_csv_text(const std::string& text, const std::string& path, const CsvReadOptions& opt) {
+  RawTable raw = parse_csv_text(text, path);
   if (raw.rows.empty()) throw InputError(path, 0, 0, "file is empty (expected a header row and data rows)");
   std::vector<std::string> header = raw.rows[0];
   for (auto& h : header) h = trim(h);
@@ -192,6 +231,15 @@ Dataset read_csv(const std::string& path, const CsvReadOptions& opt) {
       const char* e = s.data() + s.size();
       if (*b == '+') ++b;
       auto res = std::from_chars(b, e, v);
+      if (res.ec == std::errc::result_out_of_range && res.ptr == e) {
+        // Too large or too small for a double: strtod tells which.
+        errno = 0;
+        const double w = std::strtod(s.c_str(), nullptr);
+        if (std::isinf(w) || std::abs(w) > 1)
+          throw InputError(path, line, c + 1, "value '" + s + "' in column '" + header[c] +
+                                                  "' is too large for a double (at most about 1.8e308)");
+        return w;  // underflow: the nearest double (0 or a subnormal), as R and numpy read it
+      }
       if (res.ec != std::errc() || res.ptr != e)
         throw InputError(path, line, c + 1, "non-numeric value '" + s + "' in column '" + header[c] + "'");
       if (!std::isfinite(v))
@@ -206,6 +254,8 @@ Dataset read_csv(const std::string& path, const CsvReadOptions& opt) {
 
 void write_dataset_csv(const std::string& path, const arma::mat& X, const arma::rowvec& y,
                        const std::vector<std::string>& x_names, const std::string& y_name) {
+  if (!X.is_finite() || !y.is_finite())
+    throw InvalidArgument(path + ": the values to write include inf or NaN (the model or design overflows a double); nothing written");
   std::ostringstream out;
   for (const auto& nm : x_names) out << csv_field(nm) << ',';
   out << csv_field(y_name) << '\n';

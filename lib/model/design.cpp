@@ -1,5 +1,7 @@
 #include "moerate/model/design.hpp"
 
+#include <cmath>
+
 #include "moerate/core/error.hpp"
 
 namespace moerate {
@@ -25,6 +27,13 @@ arma::mat draw_design(const std::string& spec, std::size_t d, std::size_t n, Rng
     }
     has_params = true;
   }
+  if (has_params && (!std::isfinite(p1) || !std::isfinite(p2)))
+    throw InvalidArgument("design: parameters must be finite numbers; got '" + spec + "'");
+  if (has_params && std::isfinite(p1) && std::isfinite(p2) && !std::isfinite(p2 - p1))
+    throw InvalidArgument("design: the range is too wide for a double; got '" + spec + "'");
+  if (kind != "uniform" && kind != "normal" && kind != "grid")
+    throw InvalidArgument("design: unknown kind '" + kind + "'; expected uniform, normal or grid");
+  check_problem_size("design", n, d);
   arma::mat X(d, n);
   if (kind == "uniform") {
     if (!has_params) p1 = 0, p2 = 1;
@@ -44,6 +53,7 @@ arma::mat draw_design(const std::string& spec, std::size_t d, std::size_t n, Rng
   } else {
     throw InvalidArgument("design: unknown kind '" + kind + "'; expected uniform, normal or grid");
   }
+  if (!X.is_finite()) throw InvalidArgument("design: draws overflow a double; use smaller parameters than '" + spec + "'");
   return X;
 }
 

@@ -260,6 +260,20 @@ GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
       }
     }
     gating->normalise();
+    // Normalisation (e.g. subtracting the last expert's beta0) may overflow:
+    // refuse the model here rather than write null or inf later.
+    for (std::size_t i = 0; i < k; ++i) {
+      try {
+        check_json_finite(gating->gate_json(i), "experts[" + std::to_string(i) + "].gate");
+      } catch (const InvalidArgument& e) {
+        std::string w = e.what();
+        w = w.substr(0, w.find(':'));
+        throw err(w + ": the gate parameters are too large (normalising them overflows a double); "
+                      "use values of moderate size, e.g. |beta0| < 1e300; got " + ex[i]["gate"].dump());
+      }
+    }
+    if (!gating->params().is_finite())
+      throw err("the gate parameters are too large (normalising them overflows a double)");
     GaussianMoE m(std::move(gating), std::move(family), eta, nu, kind);
     if (kind == ModelKind::regression) {
       double nv = 0;

@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "moerate/core/error.hpp"
+#include "moerate/io/files.hpp"
 #include "moerate/core/rng.hpp"
 
 extern char** environ;
@@ -438,6 +439,8 @@ void render_gnuplot(const std::function<std::string(const std::string&)>& script
   const std::string ext = lower_extension(out_path);
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
     throw InvalidArgument("plot: output must end in .png, .svg or .pdf; got '" + out_path + "'");
+  check_output_path(out_path);
+  if (!save_script.empty()) check_output_path(save_script, {out_path});
   // Temporary output beside the target (same file system, so rename is atomic).
   const fs::path target(out_path);
   const fs::path out_dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
@@ -455,6 +458,7 @@ void render_gnuplot(const std::function<std::string(const std::string&)>& script
     fchmod(fd, 0666 & ~mask);
   }
   close(fd);
+  register_temp_file(tmp_out);
 
   const char* tmpdir_env = std::getenv("TMPDIR");
   std::string dir_template =
@@ -465,10 +469,15 @@ void render_gnuplot(const std::function<std::string(const std::string&)>& script
                              std::string(std::strerror(errno)));
   }
   const fs::path dir(dir_template);
+  register_temp_file(dir.string());
+  register_temp_file((dir / "figure.gp").string());
+  register_temp_file((dir / "gnuplot.log").string());
   auto cleanup = [&]() {
     std::error_code ec;
     fs::remove_all(dir, ec);
     fs::remove(tmp_out, ec);
+    for (const auto& p : {tmp_out, dir.string(), (dir / "figure.gp").string(), (dir / "gnuplot.log").string()})
+      unregister_temp_file(p);
   };
   try {
     const std::string script = script_for(tmp_out);
@@ -478,11 +487,7 @@ void render_gnuplot(const std::function<std::string(const std::string&)>& script
       f << script;
       if (!f) throw std::runtime_error("plot: cannot write " + script_path);
     }
-    if (!save_script.empty()) {
-      std::ofstream f(save_script);
-      f << script;
-      if (!f) throw std::runtime_error("plot: cannot write the script to " + save_script);
-    }
+    if (!save_script.empty()) write_file_atomic(save_script, script);
     const std::string log = (dir / "gnuplot.log").string();
     const int rc = run_program(gnuplot, script_path, log);
     const std::string messages = read_text(log, 2000);

@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -64,6 +69,29 @@ T get_or(const json& j, const char* key, T def, const std::string& where) {
   }
 }
 
+/// An integer field in [lo, hi] (default def when absent); negative or
+/// fractional values are refused, not wrapped around.
+long long get_int(const json& j, const char* key, long long def, long long lo, long long hi, const std::string& where) {
+  if (!j.contains(key)) return def;
+  const json& v = j[key];
+  if (!v.is_number_integer())
+    throw InvalidArgument(where + "." + key + ": must be an integer; got " + v.dump());
+  if (v.is_number_unsigned() && v.get<unsigned long long>() > static_cast<unsigned long long>(hi))
+    throw InvalidArgument(where + "." + key + ": must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got " + v.dump());
+  const long long x = v.get<long long>();
+  if (x < lo || x > hi)
+    throw InvalidArgument(where + "." + key + ": must be between " + std::to_string(lo) + " and " + std::to_string(hi) + "; got " + v.dump());
+  return x;
+}
+
+double get_finite(const json& j, const char* key, double def, const std::string& where) {
+  if (!j.contains(key)) return def;
+  if (!j[key].is_number()) throw InvalidArgument(where + "." + key + ": must be a number; got " + j[key].dump());
+  const double x = j[key].get<double>();
+  if (!std::isfinite(x)) throw InvalidArgument(where + "." + key + ": must be finite; got " + j[key].dump());
+  return x;
+}
+
 }  // namespace
 
 Study Study::from_json(const json& j, const std::string& source_name) {
@@ -96,42 +124,69 @@ Study Study::from_json(const json& j, const std::string& source_name) {
     // Sample sizes.
     if (!j.contains("n")) throw err("missing \"n\": {\"min\", \"max\", \"count\"} or {\"values\": [...]}");
     const json& n = j["n"];
+    const long long nmax = static_cast<long long>(kMaxObservations);
     if (n.is_object() && n.contains("values")) {
+      if (!n["values"].is_array() || n["values"].empty()) throw err("n.values: must be a non-empty array of sizes");
+      if (n["values"].size() > kMaxCount) throw err("n.values: at most " + std::to_string(kMaxCount) + " sizes");
       for (const auto& v : n["values"]) {
-        if (!v.is_number_integer() || v.get<long long>() < 2) throw err("n.values: sizes must be integers >= 2; got " + v.dump());
+        if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<unsigned long long>() > kMaxObservations) ||
+            v.get<long long>() < 2 || v.get<long long>() > nmax)
+          throw err("n.values: sizes must be integers between 2 and " + std::to_string(kMaxObservations) + "; got " + v.dump());
         s.n_grid.push_back(v.get<std::size_t>());
       }
       std::sort(s.n_grid.begin(), s.n_grid.end());
       s.n_grid.erase(std::unique(s.n_grid.begin(), s.n_grid.end()), s.n_grid.end());
     } else if (n.is_object()) {
-      const auto lo = get_or<std::size_t>(n, "min", 100, "n"), hi = get_or<std::size_t>(n, "max", 10000, "n");
-      const auto count = get_or<std::size_t>(n, "count", 10, "n");
+      for (const auto& [key, v] : n.items())
+        if (key != "min" && key != "max" && key != "count" && key != "spacing")
+          throw err("n: unknown key \"" + key + "\" (known: min, max, count, spacing, or values)");
+      const auto lo = static_cast<std::size_t>(get_int(n, "min", 100, 2, nmax, "n"));
+      const auto hi = static_cast<std::size_t>(get_int(n, "max", 10000, 2, nmax, "n"));
+      const auto count = static_cast<std::size_t>(get_int(n, "count", 10, 1, static_cast<long long>(kMaxCount), "n"));
+      if (hi < lo) throw err("n.min must be <= n.max; got min " + std::to_string(lo) + ", max " + std::to_string(hi));
       const std::string spacing = get_or<std::string>(n, "spacing", "log", "n");
-      if (lo < 2) throw err("n.min must be >= 2");
       if (spacing == "log") {
         s.n_grid = log_grid(lo, hi, count);
       } else if (spacing == "linear") {
         for (std::size_t i = 0; i < count; ++i)
-          s.n_grid.push_back(count == 1 ? lo : lo + (hi - lo) * i / (count - 1));
+          s.n_grid.push_back(count == 1 ? lo : lo + static_cast<std::size_t>((long double)(hi - lo) * i / (count - 1)));
         s.n_grid.erase(std::unique(s.n_grid.begin(), s.n_grid.end()), s.n_grid.end());
       } else {
-        throw err("n.spacing must be \"log\" (default) or \"linear\"");
+        throw err("n.spacing must be \"log\" (default) or \"linear\"; got \"" + spacing + "\"");
       }
     } else {
       throw err("\"n\" must be an object");
     }
     if (s.n_grid.empty()) throw err("the n grid is empty");
-    s.replications = get_or<int>(j, "replications", 10, "study");
-    if (s.replications < 1) throw err("\"replications\" must be >= 1");
+    s.replications = static_cast<int>(get_int(j, "replications", 10, 1, static_cast<long long>(kMaxCount), "study"));
+    if (j.contains("seed") && !j["seed"].is_number_unsigned())
+      throw err("study.seed: must be an integer >= 0; got " + j["seed"].dump());
     s.seed = get_or<std::uint64_t>(j, "seed", 1, "study");
     s.distances = get_or<bool>(j, "distances", false, "study");
-    s.distance_mc = get_or<std::size_t>(j, "distance_mc", 500, "study");
+    s.distance_mc = static_cast<std::size_t>(get_int(j, "distance_mc", 500, 1, static_cast<long long>(kMaxCount), "study"));
     if (j.contains("rbar")) {
       if (!j["rbar"].is_object()) throw err("\"rbar\" must be an object {\"4\": 8, ...}");
-      for (const auto& [m, r] : j["rbar"].items()) s.voronoi.rbar[std::stoi(m)] = r.get<double>();
+      for (const auto& [m, r] : j["rbar"].items()) {
+        int order = 0;
+        const auto res = std::from_chars(m.data(), m.data() + m.size(), order);
+        if (res.ec != std::errc() || res.ptr != m.data() + m.size() || order < 1 || order > 1000)
+          throw err("rbar: keys are orders, integers between 1 and 1000 (e.g. {\"4\": 8}); got key \"" + m + "\"");
+        if (!r.is_number() || !std::isfinite(r.get<double>()))
+          throw err("rbar.\"" + m + "\": must be a finite number; got " + r.dump());
+        s.voronoi.rbar[order] = r.get<double>();
+      }
     }
     s.voronoi.infimum_translation = get_or<std::string>(j, "translation", "default", "study") == "infimum";
     s.voronoi.validate();
+    for (std::size_t t = 0; t < s.truths.size(); ++t) {
+      Rng probe(1);
+      try {
+        (void)draw_design(s.design, s.truths[t].dim(), 2, probe);
+      } catch (const std::exception& e) {
+        throw err(std::string("study.design: ") + e.what());
+      }
+      check_problem_size("study", s.n_grid.back(), s.truths[t].dim());
+    }
     if (!j.contains("settings") || !j["settings"].is_array() || j["settings"].empty())
       throw err("missing \"settings\": a non-empty array of fit settings");
     std::set<std::string> labels;
@@ -149,7 +204,7 @@ Study Study::from_json(const json& j, const std::string& source_name) {
         if (f[key].is_string()) return parse_family_spec(f[key].get<std::string>());
         return f[key];
       };
-      st.fit.n_experts = get_or<std::size_t>(f, "k", truth.n_experts(), where);
+      st.fit.n_experts = static_cast<std::size_t>(get_int(f, "k", static_cast<long long>(truth.n_experts()), 1, 1000, where));
       st.fit.expert = family("expert", truth.experts().family_json());
       st.fit.gating = family("gating", truth.gating().family_json());
       st.fit.estimator = get_or<std::string>(f, "estimator", "em", where);
@@ -158,23 +213,35 @@ Study Study::from_json(const json& j, const std::string& source_name) {
                                         : get_or<std::string>(f, "init", "kmeans", where));
       if (f.contains("near_truth")) {
         const json& nt = f["near_truth"];
-        st.fit.init.gate_scale = get_or<double>(nt, "gate_scale", st.fit.init.gate_scale, where + ".near_truth");
-        st.fit.init.expert_scale = get_or<double>(nt, "expert_scale", st.fit.init.expert_scale, where + ".near_truth");
-        st.fit.init.exponent = get_or<double>(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
+        st.fit.init.gate_scale = get_finite(nt, "gate_scale", st.fit.init.gate_scale, where + ".near_truth");
+        st.fit.init.expert_scale = get_finite(nt, "expert_scale", st.fit.init.expert_scale, where + ".near_truth");
+        st.fit.init.exponent = get_finite(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
       }
-      st.fit.n_starts = get_or<int>(f, "starts", 1, where);
+      st.fit.n_starts = static_cast<int>(get_int(f, "starts", 1, 1, 100000, where));
       const EMOptions em_defaults;
-      st.fit.em.max_iter = get_or<int>(f, "max_iter", em_defaults.max_iter, where);
-      st.fit.em.tol = get_or<double>(f, "tol", em_defaults.tol, where);  // the relative rule, off by default
-      st.fit.em.abs_tol = get_or<double>(f, "abs_tol", em_defaults.abs_tol, where);
-      st.fit.em.score_tol = get_or<double>(f, "score_tol", em_defaults.score_tol, where);
+      st.fit.em.max_iter = static_cast<int>(get_int(f, "max_iter", em_defaults.max_iter, 1, 100000000, where));
+      st.fit.em.tol = get_finite(f, "tol", em_defaults.tol, where);  // the relative rule, off by default
+      st.fit.em.abs_tol = get_finite(f, "abs_tol", em_defaults.abs_tol, where);
+      st.fit.em.score_tol = get_finite(f, "score_tol", em_defaults.score_tol, where);
       st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem", where));
       if (f.contains("bounds")) st.fit.em.bounds = ParameterBounds::from_json(f["bounds"], where + ".bounds");
-      st.fit.em.gate.ridge = get_or<double>(f, "ridge", 0.0, where);
+      st.fit.em.gate.ridge = get_finite(f, "ridge", 0.0, where);
+      for (const char* key : {"tol", "abs_tol", "score_tol", "ridge"})
+        if (f.contains(key) && f[key].get<double>() < 0) throw err(where + "." + key + ": must be >= 0; got " + f[key].dump());
       st.fit.threads = 1;  // parallelism is over tasks
       st.label = get_or<std::string>(f, "label",
                                      tname + " " + st.fit.expert.value("family", "?") + " k=" + std::to_string(st.fit.n_experts),
                                      where);
+      if (st.fit.init.kind == InitKind::model) {  // load it now, not in every task
+        const GaussianMoE im = GaussianMoE::load(st.fit.init.model_path);
+        if (im.n_experts() != st.fit.n_experts || im.dim() != truth.dim())
+          throw err(where + ".init: model file " + st.fit.init.model_path + " has k = " + std::to_string(im.n_experts()) +
+                    ", d = " + std::to_string(im.dim()) + "; the setting needs k = " + std::to_string(st.fit.n_experts) +
+                    ", d = " + std::to_string(truth.dim()));
+      }
+      if (st.fit.n_experts > s.n_grid.front())
+        throw err(where + ".k: k = " + std::to_string(st.fit.n_experts) + " experts need n >= k observations; the smallest n is " +
+                  std::to_string(s.n_grid.front()));
       if (!labels.insert(st.label).second) throw err(where + ".label: duplicate label '" + st.label + "'");
       st.fit.validate();
       make_gating(st.fit.gating, st.fit.n_experts, truth.dim());
@@ -221,18 +288,6 @@ std::string task_key(const std::string& setting, const std::string& n, const std
   return setting + '\x1f' + n + '\x1f' + rep;
 }
 
-/// Drop a trailing partial line (a run killed mid-write), atomically.
-void repair_partial_tail(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.empty() || text.back() == '\n') return;
-  const auto pos = text.find_last_of('\n');
-  text = pos == std::string::npos ? std::string() : text.substr(0, pos + 1);
-  write_file_atomic(path, text);
-}
-
 void write_sorted(const std::string& path, const std::vector<std::string>& header,
                   std::vector<std::vector<std::string>> rows, const std::vector<std::string>& setting_order) {
   std::map<std::string, std::size_t> order;
@@ -253,7 +308,7 @@ void write_sorted(const std::string& path, const std::vector<std::string>& heade
     for (std::size_t c = 0; c < r.size(); ++c) out << (c ? "," : "") << csv_field(r[c]);
     out << '\n';
   }
-  write_file_atomic(path, out.str());
+  write_file_atomic(path, out.str(), /*replaces_input=*/true);
 }
 
 std::string fmt_duration(double s) {
@@ -285,22 +340,39 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
   std::vector<std::string> setting_order;
   for (const auto& st : s.settings) setting_order.push_back(st.label);
 
-  // Existing results.
+  // Existing results: everything is checked in memory before the file is
+  // touched, so a file that is refused is never modified.
   std::set<std::string> done;
   std::vector<std::vector<std::string>> kept_rows;
-  if (fs::exists(out_csv)) {
+  bool exists = false;
+  {
+    struct stat lst {};
+    exists = ::lstat(out_csv.c_str(), &lst) == 0;
+  }
+  check_output_path(out_csv, {}, /*allow_noted_inputs=*/true);
+  if (exists) {
     if (!opt.resume)
       throw InputError(out_csv, 0, 0, "results file exists; use --resume to continue it, or choose another --out");
-    repair_partial_tail(out_csv);
-    if (fs::file_size(out_csv) > 0) {
-      const CsvTable t = read_csv_table(out_csv);
+    std::string text = read_text_file(out_csv);
+    const bool partial_tail = !text.empty() && text.back() != '\n';
+    if (partial_tail) {  // a run killed mid-write: drop the partial line
+      const auto pos = text.find_last_of('\n');
+      text = pos == std::string::npos ? std::string() : text.substr(0, pos + 1);
+    }
+    if (!text.empty()) {
+      const CsvTable t = read_csv_table_text(text, out_csv);
       if (t.header != header)
         throw InputError(out_csv, 1, 0, "results file has a different header (another study?); cannot resume it");
-      for (const auto& r : t.rows) {
-        done.insert(task_key(r[0], r[1], r[2]));
-        kept_rows.push_back(r);
+      for (std::size_t r = 0; r < t.rows.size(); ++r) {
+        const auto& row = t.rows[r];
+        if (row[1].empty() || row[1].find_first_not_of("0123456789") != std::string::npos ||
+            row[2].empty() || row[2].find_first_not_of("0123456789") != std::string::npos)
+          throw InputError(out_csv, r + 2, 2, "columns n and rep must be non-negative integers; got '" + row[1] + "', '" + row[2] + "'; cannot resume this file");
+        done.insert(task_key(row[0], row[1], row[2]));
+        kept_rows.push_back(row);
       }
     }
+    if (partial_tail) write_file_atomic(out_csv, text, /*replaces_input=*/true);
   }
   // Task list (this shard's).
   std::vector<TaskId> tasks;
@@ -323,7 +395,9 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     write_sorted(out_csv, header, {}, setting_order);
   }
   std::FILE* f = std::fopen(out_csv.c_str(), "ab");
-  if (!f) throw InputError(out_csv, 0, 0, "cannot open for appending");
+  if (!f) throw InputError(out_csv, 0, 0, std::string("cannot open for appending: ") + std::strerror(errno));
+  std::atomic<bool> write_failed{false};
+  std::string write_error;
 
   SweepSummary sum;
   sum.tasks_total = index;
@@ -342,6 +416,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
 #endif
   for (std::size_t ti = 0; ti < tasks.size(); ++ti) {
     if (cancelled) continue;  // an OpenMP loop cannot break
+    if (write_failed.load()) continue;  // stop at once: the results cannot be saved
     const TaskId t = tasks[ti];
     const StudySetting& st = s.settings[t.setting];
     const GaussianMoE& truth = s.truths[st.truth_index];
@@ -392,13 +467,24 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
       failed = true;
       row[7] = "failed";
       std::lock_guard<std::mutex> lock(mu);
-      std::cerr << "sweep: task " << st.label << " n=" << n << " rep=" << t.rep << " failed: " << e.what() << "\n";
+      std::ostringstream m;
+      m << "task " << st.label << " n=" << n << " rep=" << t.rep << " failed: " << e.what();
+      if (sum.first_errors.size() < 3) sum.first_errors.push_back(m.str());
+      std::cerr << "sweep: " << m.str() << "\n";
     }
     row[10] = format_double(std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count());
     std::lock_guard<std::mutex> lock(mu);
-    for (std::size_t c = 0; c < row.size(); ++c) std::fprintf(f, "%s%s", c ? "," : "", csv_field(row[c]).c_str());
-    std::fprintf(f, "\n");
-    std::fflush(f);
+    if (write_failed.load()) continue;
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) line += (c ? "," : "") + csv_field(row[c]);
+    line += '\n';
+    errno = 0;
+    if (std::fwrite(line.data(), 1, line.size(), f) != line.size() || std::fflush(f) != 0) {
+      write_error = std::string("writing a result failed (") + std::strerror(errno ? errno : EIO) +
+                    "); the sweep stops; rerun with --resume when there is space";
+      write_failed.store(true);
+      continue;
+    }
     new_rows.push_back(std::move(row));
     sum.tasks_run++;
     sum.tasks_failed += failed;
@@ -415,7 +501,11 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
                    fmt_duration(el).c_str(), fmt_duration(eta).c_str(), sum.tasks_failed, sum.capped);
     }
   }
-  std::fclose(f);
+  if (std::fclose(f) != 0 && !write_failed.load()) {
+    write_error = std::string("closing the results file failed (") + std::strerror(errno) + ")";
+    write_failed.store(true);
+  }
+  if (write_failed.load()) throw InputError(out_csv, 0, 0, write_error);
   // Rewrite sorted (atomically): the same file whatever the thread count.
   kept_rows.insert(kept_rows.end(), new_rows.begin(), new_rows.end());
   write_sorted(out_csv, header, kept_rows, setting_order);
@@ -433,9 +523,14 @@ void merge_results(const std::vector<std::string>& inputs, const std::string& ou
     const CsvTable t = read_csv_table(in);
     if (header.empty()) header = t.header;
     else if (t.header != header) throw InputError(in, 1, 0, "header differs from " + inputs[0] + "'s");
-    if (header.size() < 3 || header[0] != "setting" || header[1] != "n" || header[2] != "rep")
-      throw InputError(in, 1, 1, "not a sweep results file (expected columns setting,n,rep,...)");
-    for (const auto& r : t.rows) {
+    if (header.size() < kFixedColumns.size() || !std::equal(kFixedColumns.begin(), kFixedColumns.end(), header.begin()))
+      throw InputError(in, 1, 1, "not a sweep results file (expected the columns setting,n,rep,k,seed,estimator,init,"
+                                 "stop_reason,iterations,log_likelihood,seconds, then metrics)");
+    for (std::size_t ri = 0; ri < t.rows.size(); ++ri) {
+      const auto& r = t.rows[ri];
+      for (std::size_t c = 1; c <= 2; ++c)
+        if (r[c].empty() || r[c].find_first_not_of("0123456789") != std::string::npos || r[c].size() > 18)
+          throw InputError(in, ri + 2, c + 1, "column " + header[c] + " must be a non-negative integer; got '" + r[c] + "'");
       const auto key = task_key(r[0], r[1], r[2]);
       if (std::find(setting_order.begin(), setting_order.end(), r[0]) == setting_order.end()) setting_order.push_back(r[0]);
       auto it = rows.find(key);

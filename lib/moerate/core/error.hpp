@@ -71,4 +71,33 @@ inline void check_positive(const std::string& fn, const std::string& what, doubl
   if (!(v > 0) || !std::isfinite(v)) fail(fn, what, "must be finite and > 0", v);
 }
 
+/// Largest problem sizes accepted anywhere (checked before any allocation).
+inline constexpr unsigned long long kMaxObservations = 100000000ULL;  // n
+inline constexpr unsigned long long kMaxDimension = 10000ULL;         // d, k
+inline constexpr unsigned long long kMaxCount = 1000000ULL;           // replications, grid sizes, Monte Carlo draws
+
+/// Human-readable byte count ("1.5 GB").
+inline std::string format_bytes(long double b) {
+  const char* units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
+  int u = 0;
+  while (b >= 1000 && u < 8) b /= 1000, ++u;
+  std::ostringstream s;
+  s.precision(u == 0 ? 0 : 3);
+  s << std::fixed << b << ' ' << units[u];
+  return s.str();
+}
+
+/// Throws InvalidArgument unless 1 <= n <= kMaxObservations and 1 <= d <= kMaxDimension;
+/// the message says how much memory n observations of dimension d would take.
+inline void check_problem_size(const std::string& fn, unsigned long long n, unsigned long long d) {
+  if (n < 1) fail(fn, "number of observations n", "must be >= 1", n);
+  if (d < 1 || d > kMaxDimension)
+    fail(fn, "dimension d", "must be between 1 and " + std::to_string(kMaxDimension), d);
+  if (n > kMaxObservations) {
+    const long double bytes = (long double)n * (long double)(d + 1) * 8.0L;
+    throw InvalidArgument(fn + ": n = " + std::to_string(n) + " observations would take at least " +
+                          format_bytes(bytes) + " of memory; the maximum is n = " + std::to_string(kMaxObservations));
+  }
+}
+
 }  // namespace moerate

@@ -46,6 +46,9 @@ struct CsvTable {
   bool has_column(const std::string& name) const;
 };
 CsvTable read_csv_table(const std::string& path);
+/// The same from text in memory (`name` is used in messages; nothing is noted as an input).
+CsvTable read_csv_table_text(const std::string& text, const std::string& name);
+Dataset read_csv_text(const std::string& text, const std::string& name, const CsvReadOptions& opt = {});
 
 /// Quote a CSV field if needed (RFC 4180).
 std::string csv_field(const std::string& s);

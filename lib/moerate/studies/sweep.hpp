@@ -72,6 +72,7 @@ struct SweepSummary {
   std::size_t tasks_total = 0, tasks_run = 0, tasks_skipped = 0, tasks_failed = 0, capped = 0;
   std::size_t uncertified = 0;  // fits whose certificate fails (capped ones included)
   double seconds = 0;
+  std::vector<std::string> first_errors;  // the first few task failures, for messages
 };
 
 std::vector<std::string> results_header(const Study& s);
