@@ -81,9 +81,10 @@ void add_study_command(CLI::App& app) {
       const json old = moerate::read_json_file(cfg_path);
       if (old != cfg)
         throw std::runtime_error(dir + " holds a different study (" + cfg_path + "); choose another --out");
-      resume = fs::exists(results);
+      resume = fs::exists(results);  // the same study: its file stays as it is
+    } else {
+      moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
     }
-    moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
     const moerate::Study study = moerate::Study::from_json(cfg, cfg_path);
     for (std::size_t t = 0; t < study.truths.size(); ++t)
       moerate::cli::print_truth_findings(std::cerr, study.truths[t], "truth '" + study.truth_names[t] + "'",
@@ -120,7 +121,7 @@ void add_study_command(CLI::App& app) {
               << "% bootstrap interval (replications resampled within n)\n";
     std::cout << std::left << std::setw(26) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
               << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(9) << "agrees?"
-              << std::setw(12) << "trust" << "used/capped/uncert/failed\n";
+              << std::setw(14) << "trust" << "used/capped/uncert/failed\n";
     auto near_label = [](const std::string& label) { return label + " near-truth"; };
     for (const auto& st : study.settings) {
       const auto th = moerate::theory_exponents(study.truths[st.truth_index], st.fit, study.voronoi.rbar);
@@ -162,7 +163,7 @@ void add_study_command(CLI::App& app) {
         if (e.theory) agree = (*e.theory >= f.ci_low && *e.theory <= f.ci_high) ? "yes" : "no";
         std::cout << std::setw(8) << fmt(f.exponent) << std::setw(20)
                   << ("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]") << std::setw(9)
-                  << (e.theory ? moerate::exponent_label(*e.theory) : "-") << std::setw(9) << agree << std::setw(12)
+                  << (e.theory ? moerate::exponent_label(*e.theory) : "-") << std::setw(9) << agree << std::setw(14)
                   << trust_of(st.label, m) << f.n_used << "/" << f.n_capped << "/" << f.n_uncertified << "/"
                   << f.n_failed << "\n";
       }

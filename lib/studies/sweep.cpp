@@ -159,7 +159,8 @@ Study Study::from_json(const json& j, const std::string& source_name) {
     }
     if (s.n_grid.empty()) throw err("the n grid is empty");
     s.replications = static_cast<int>(get_int(j, "replications", 10, 1, static_cast<long long>(kMaxCount), "study"));
-    if (j.contains("seed") && !j["seed"].is_number_unsigned())
+    if (j.contains("seed") && !(j["seed"].is_number_unsigned() ||
+                                (j["seed"].is_number_integer() && j["seed"].get<long long>() >= 0)))
       throw err("study.seed: must be an integer >= 0; got " + j["seed"].dump());
     s.seed = get_or<std::uint64_t>(j, "seed", 1, "study");
     s.distances = get_or<bool>(j, "distances", false, "study");

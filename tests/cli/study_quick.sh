@@ -1,0 +1,19 @@
+#!/bin/sh
+# The README's main job end to end at quick scale: the headline study runs,
+# prints rates beside the theory, a trust column and a verdict, and writes its
+# results, rates and figure; rerunning the same study resumes it.
+M="$1"
+. "$(dirname "$0")/lib.sh"
+"$M" study linear-vs-ffn --out "$T/s" --bootstrap 100 --quiet >"$T/out.txt" 2>"$T/err.txt" || { cat "$T/err.txt"; fail "study"; }
+grep -q 'Verdict' "$T/out.txt" || fail "no verdict"
+grep -q 'cell.beta1' "$T/out.txt" || fail "no cell.beta1 row"
+grep -q 'starts agree\|DISAGREE' "$T/out.txt" || fail "no trust column"
+grep -q 'tanh k=3 near-truth' "$T/out.txt" || fail "no near-truth setting"
+[ -s "$T/s/linear-vs-ffn.png" ] || fail "no figure"
+[ -s "$T/s/rates.json" ] || fail "no rates"
+head -1 "$T/s/results.csv" | grep -q ',certified,ll_change,score_norm,flags,' || fail "no certificate columns"
+"$M" study linear-vs-ffn --out "$T/s" --bootstrap 100 --quiet >"$T/out2.txt" 2>&1 || fail "rerun"
+grep -q '80 resumed' "$T/out2.txt" || fail "rerun did not resume"
+"$M" study no-such-study >/dev/null 2>"$T/e.txt"; [ $? -eq 2 ] || fail "unknown study must exit 2"
+grep -q 'softmax-linear-over3' "$T/e.txt" || fail "unknown study message lists the studies"
+echo "study_quick: ok"
