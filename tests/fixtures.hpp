@@ -8,10 +8,12 @@
 //   model with noise variance 0.09.
 // tanh_model(): the same gate with one-hidden-unit tanh experts
 //   3 tanh(4x - 1) and -2 tanh(-3x + 2).
+// simulate(m, n, seed[, design]): data from a model (default design U[0, 1]^d).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include "moerate/model/design.hpp"
 #include "moerate/model/model.hpp"
 
 namespace moerate::fixtures {
@@ -38,5 +40,20 @@ inline GaussianMoE experiment_a(ModelKind kind = ModelKind::gaussian) {
 }
 
 inline GaussianMoE tanh_model() { return GaussianMoE::from_json(nlohmann::json::parse(kTanhModel), "tanh model"); }
+
+/// Data drawn from m: x from the design (default U[0, 1]^d), y from the model (seeded).
+struct Sim {
+  arma::mat X;
+  arma::rowvec y;
+};
+
+inline Sim simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed,
+                    const std::string& design = "uniform:0,1") {
+  Rng rng(seed);
+  Sim s;
+  s.X = draw_design(design, m.dim(), n, rng);
+  s.y = m.simulate(s.X, rng);
+  return s;
+}
 
 }  // namespace moerate::fixtures

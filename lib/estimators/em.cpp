@@ -190,36 +190,28 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     const double ll_prev = s.ll;
     const GaussianMoE previous = model;
     const bool squarem = opt.accelerate == Acceleration::squarem && res.iterations + 3 <= opt.max_iter;
-    if (!squarem) {
-      em_step(model, X, y, s, opt, box, nu_lo, nu_hi);
+    // One EM step from the model at `from`; false (model restored to the last
+    // finite parameters) when the log-likelihood becomes non-finite.
+    auto step = [&](const EmState& from, EmState& to) {
+      em_step(model, X, y, from, opt, box, nu_lo, nu_hi);
       res.iterations++;
-      EmState s1 = evaluate(model, X, y);
-      if (!std::isfinite(s1.ll)) {
-        model = previous;  // keep the last finite parameters
-        res.stop_reason = StopReason::non_finite;
-        break;
-      }
+      to = evaluate(model, X, y);
+      if (std::isfinite(to.ll)) return true;
+      model = previous;
+      res.stop_reason = StopReason::non_finite;
+      return false;
+    };
+    if (!squarem) {
+      EmState s1;
+      if (!step(s, s1)) break;
       s = std::move(s1);
     } else {
       res.cycles++;
       const arma::vec theta0 = model.flat_params();
-      em_step(model, X, y, s, opt, box, nu_lo, nu_hi);
-      res.iterations++;
-      EmState s1 = evaluate(model, X, y);
-      if (!std::isfinite(s1.ll)) {
-        model = previous;
-        res.stop_reason = StopReason::non_finite;
-        break;
-      }
+      EmState s1, s2;
+      if (!step(s, s1)) break;
       const arma::vec theta1 = model.flat_params();
-      em_step(model, X, y, s1, opt, box, nu_lo, nu_hi);
-      res.iterations++;
-      EmState s2 = evaluate(model, X, y);
-      if (!std::isfinite(s2.ll)) {
-        model = previous;
-        res.stop_reason = StopReason::non_finite;
-        break;
-      }
+      if (!step(s1, s2)) break;
       const arma::vec theta2 = model.flat_params();
       const arma::vec r = theta1 - theta0, v = theta2 - 2 * theta1 + theta0;
       const double nr = arma::norm(r), nv = arma::norm(v);

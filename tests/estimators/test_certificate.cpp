@@ -17,18 +17,6 @@ using doctest::Approx;
 
 namespace {
 
-struct Sim {
-  arma::mat X;
-  arma::rowvec y;
-};
-
-Sim simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  Sim s;
-  s.X = draw_design("uniform:0,1", m.dim(), n, rng);
-  s.y = m.simulate(s.X, rng);
-  return s;
-}
 
 /// Experiment A's experts under another gate family (for the generic scores).
 GaussianMoE with_gating(const json& gating) {

@@ -15,22 +15,6 @@ using namespace moerate;
 using namespace moerate::fixtures;
 using doctest::Approx;
 
-namespace {
-
-struct Sim {
-  arma::mat X;
-  arma::rowvec y;
-};
-
-Sim simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  Sim s;
-  s.X = draw_design("uniform:0,1", m.dim(), n, rng);
-  s.y = m.simulate(s.X, rng);
-  return s;
-}
-
-}  // namespace
 
 TEST_CASE("EM log-likelihood never decreases (seeds 1..12, linear and tanh experts, k = 2 and 3)") {
   for (const bool use_tanh : {false, true}) {

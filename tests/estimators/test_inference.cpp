@@ -28,17 +28,6 @@ GaussianMoE ffn_model() {
                                 "ffn-model");
 }
 
-struct Sample {
-  arma::mat X;
-  arma::rowvec y;
-};
-Sample simulate(const GaussianMoE& m, std::size_t n, std::uint64_t seed, const std::string& design = "uniform:0,1") {
-  Rng rng(seed);
-  Sample s;
-  s.X = draw_design(design, m.dim(), n, rng);
-  s.y = m.simulate(s.X, rng);
-  return s;
-}
 
 }  // namespace
 
@@ -65,7 +54,7 @@ TEST_CASE("analytic scores match finite differences of the log-likelihood") {
   for (std::size_t mi = 0; mi < models.size(); ++mi) {
     CAPTURE(mi);
     GaussianMoE m = models[mi];
-    const Sample s = simulate(m, 200, 21 + mi, "uniform:-1,1");  // seeds 21, 22, ...
+    const Sim s = simulate(m, 200, 21 + mi, "uniform:-1,1");  // seeds 21, 22, ...
     // Evaluate away from the truth too.
     Rng rng(31);  // seed 31
     arma::vec theta = m.flat_params();
@@ -96,7 +85,7 @@ TEST_CASE("observed information: differentiated scores agree with a fully numeri
   for (int mi = 0; mi < 2; ++mi) {
     CAPTURE(mi);
     const GaussianMoE m = mi == 0 ? experiment_a() : ffn_model();
-    const Sample s = simulate(m, 500, 41 + mi, mi == 0 ? "uniform:0,1" : "uniform:-1,1");  // seeds 41, 42
+    const Sim s = simulate(m, 500, 41 + mi, mi == 0 ? "uniform:0,1" : "uniform:-1,1");  // seeds 41, 42
     const arma::mat H1 = score_hessian(m, s.X, s.y);
     const arma::mat H2 = numerical_hessian(m, s.X, s.y);
     const double scale = arma::abs(H1).max();
@@ -107,7 +96,7 @@ TEST_CASE("observed information: differentiated scores agree with a fully numeri
 
 TEST_CASE("sandwich and observed-information standard errors agree at the truth of a well-specified model") {
   const GaussianMoE m = experiment_a();
-  const Sample s = simulate(m, 20000, 51);  // seed 51
+  const Sim s = simulate(m, 20000, 51);  // seed 51
   const StandardErrors se = standard_errors(m, s.X, s.y);
   REQUIRE_FALSE(se.near_singular);
   for (std::size_t p = 0; p < se.names.size(); ++p) {
@@ -153,7 +142,7 @@ TEST_CASE("Wald intervals cover in experiment A (n = 2000, 100 simulations)") {
   eo.max_iter = 3000;
   eo.keep_trace = false;
   for (int r = 0; r < runs; ++r) {
-    const Sample s = simulate(truth, 2000, 1000 + r);
+    const Sim s = simulate(truth, 2000, 1000 + r);
     GaussianMoE m = truth;
     run_em(m, s.X, s.y, eo);
     const StandardErrors se = standard_errors(m, s.X, s.y);
@@ -178,7 +167,7 @@ TEST_CASE("Wald intervals cover in experiment A (n = 2000, 100 simulations)") {
 
 TEST_CASE("bootstrap: deterministic for a seed whatever the thread count; intervals bracket the estimate") {
   const GaussianMoE truth = experiment_a();
-  const Sample s = simulate(truth, 300, 71);  // seed 71
+  const Sim s = simulate(truth, 300, 71);  // seed 71
   GaussianMoE m = truth;
   EMOptions eo;
   run_em(m, s.X, s.y, eo);
