@@ -5,6 +5,7 @@
 
 #include "cli_common.hpp"
 #include "moerate/core/error.hpp"
+#include "moerate/core/parallel.hpp"
 #include "moerate/io/files.hpp"
 
 // One line per subcommand (each defined in apps/cmd_NAME.cpp).
@@ -26,6 +27,7 @@ void add_plotfit_command(CLI::App&);
 void add_check_truth_command(CLI::App&);
 
 int main(int argc, char** argv) {
+  moerate::prefer_passive_openmp(argv);  // idle threads sleep (may re-execute once)
   // Large temporaries (k x n matrices) are reused instead of being mapped and
   // zero-filled by the kernel at every EM iteration (measured: ~20% of EM time).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts

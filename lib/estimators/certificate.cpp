@@ -29,18 +29,15 @@ arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const
   return S;
 }
 
-double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& L,
-                       const arma::rowvec& ll_obs, const Box& box) {
+double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                       const Box& box) {
   if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
   const std::size_t n = X.n_cols, block = 4096;
   arma::vec g;
   arma::mat J;
   for (std::size_t a = 0; a < n; a += block) {
     const std::size_t b = std::min(n, a + block) - 1;
-    arma::mat R = L.cols(a, b);
-    R.each_row() -= ll_obs.cols(a, b);
-    R = arma::exp(R);
-    const arma::mat S = observation_scores(model, X.cols(a, b), y.cols(a, b), R);
+    const arma::mat S = observation_scores(model, X.cols(a, b), y.cols(a, b), R.cols(a, b));
     if (g.is_empty()) {
       g.zeros(S.n_rows);
       J.zeros(S.n_rows, S.n_rows);
@@ -77,8 +74,7 @@ double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma:
 
 double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const Box& box) {
   if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
-  const arma::mat L = model.log_joint(X, y);
-  return score_statistic(model, X, y, L, log_sum_exp_cols(L), box);
+  return score_statistic(model, X, y, model.responsibilities(X, y), box);
 }
 
 namespace {
@@ -112,13 +108,13 @@ FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma:
   const auto names = model.flat_names();
   double ll = 0;
   if (gaussian) {
-    const arma::mat L = model.log_joint(X, y);
-    const arma::rowvec ll_obs = log_sum_exp_cols(L);
+    arma::mat R = model.log_joint(X, y);
+    const arma::rowvec ll_obs = log_sum_exp_cols(R);
     ll = arma::accu(ll_obs);
-    c.score_norm = score_statistic(model, X, y, L, ll_obs, opt.box);
-    arma::mat R = L;
     R.each_row() -= ll_obs;
-    c.atom_mass = arma::sum(arma::exp(R), 1) / double(std::max<std::size_t>(n, 1));
+    R = arma::exp(R);
+    c.score_norm = score_statistic(model, X, y, R, opt.box);
+    c.atom_mass = arma::sum(R, 1) / double(std::max<std::size_t>(n, 1));
   } else {
     c.atom_mass = arma::mean(arma::exp(model.log_weights(X)), 1);
   }

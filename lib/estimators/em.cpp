@@ -5,6 +5,7 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/core/parallel.hpp"
 #include "moerate/estimators/certificate.hpp"
 
 namespace moerate {
@@ -43,17 +44,39 @@ void EMOptions::validate() const {
 
 namespace {
 
-/// Log joint, per-observation log-likelihoods and their sum at a model.
+/// Responsibilities, per-observation log-likelihoods and their sum at a model.
 struct EmState {
-  arma::mat L;
+  arma::mat R;  // k x n posterior probabilities of the experts
   arma::rowvec ll_obs;
   double ll = -arma::datum::inf;
 };
 
+/// One pass over blocks of observations (in parallel, the same numbers for
+/// every thread count): log joint densities, their log-sum-exp and the
+/// responsibilities from the same exponentials. Only R (k x n) is stored.
 EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   EmState s;
-  s.L = m.log_joint(X, y);
-  s.ll_obs = log_sum_exp_cols(s.L);
+  const std::size_t k = m.n_experts(), n = X.n_cols;
+  s.R.set_size(k, n);
+  s.ll_obs.set_size(n);
+  for_blocks(n, [&](std::size_t a, std::size_t b) {
+    const arma::mat L = m.log_joint(X.cols(a, b - 1), y.cols(a, b - 1));
+    for (std::size_t i = 0; i < b - a; ++i) {
+      const double* l = L.colptr(i);
+      double* r = s.R.colptr(a + i);
+      double mx = -kInf;
+      for (std::size_t j = 0; j < k; ++j) mx = std::max(mx, l[j]);
+      if (!std::isfinite(mx)) {  // no expert can explain y_i (or NaN): l = -inf
+        s.ll_obs[a + i] = std::isnan(mx) ? mx : (k == 0 ? -kInf : mx);
+        for (std::size_t j = 0; j < k; ++j) r[j] = arma::datum::nan;
+        continue;
+      }
+      double sum = 0;
+      for (std::size_t j = 0; j < k; ++j) sum += (r[j] = std::exp(l[j] - mx));
+      for (std::size_t j = 0; j < k; ++j) r[j] /= sum;
+      s.ll_obs[a + i] = mx + std::log(sum);
+    }
+  });
   s.ll = arma::accu(s.ll_obs);
   return s;
 }
@@ -89,9 +112,7 @@ arma::vec project_step(const arma::vec& old, const arma::vec& proposed, const ar
 /// One EM step from the model at state s (model updated in place).
 void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EmState& s, const EMOptions& opt,
              const Box& box, double nu_lo, double nu_hi) {
-  arma::mat R = s.L;
-  R.each_row() -= s.ll_obs;
-  R = arma::exp(R);
+  const arma::mat& R = s.R;
   const std::size_t k = model.n_experts(), pg = model.gating().n_params(), q = model.experts().n_params();
   // Gate.
   const arma::vec gate_old = model.gating().params();
@@ -126,16 +147,18 @@ void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, cons
     if (!(wsum > 1e-12)) continue;  // empty component: keep its expert
     const arma::vec eta_old = model.eta().col(j);
     arma::vec eta = eta_old;
-    model.experts().m_step(X, y, w, eta, opt.expert);
+    const ExpertMStepResult er = model.experts().m_step(X, y, w, eta, opt.expert);
+    double sse = er.sse_after;  // the weighted sum of squares at eta
     if (!box.empty()) {
       const std::size_t o = pg + j * q;
       const arma::vec lo = box.lower.subvec(o, o + q - 1), hi = box.upper.subvec(o, o + q - 1);
+      const arma::vec proposed = eta;
       eta = project_step(eta_old, eta, lo, hi,
                          [&](const arma::vec& e) { return -model.experts().weighted_sse(X, y, w, e); });
+      if (!arma::approx_equal(eta, proposed, "absdiff", 0.0)) sse = model.experts().weighted_sse(X, y, w, eta);
     }
     model.eta().col(j) = eta;
-    const arma::rowvec r = y - model.experts().mean(X, eta);
-    const double nu = arma::accu(w % r % r) / wsum;
+    const double nu = sse / wsum;
     // Q is unimodal in nu: clamping the maximiser gives the constrained maximiser.
     model.nu()[j] = std::clamp(nu, nu_lo, nu_hi);
   }
@@ -255,7 +278,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       break;
     }
     if (std::abs(change) < opt.abs_tol) {
-      res.score_norm = score_statistic(model, X, y, s.L, s.ll_obs, user_box);
+      res.score_norm = score_statistic(model, X, y, s.R, user_box);
       if (res.score_norm < opt.score_tol) {
         res.stop_reason = StopReason::converged;
         break;

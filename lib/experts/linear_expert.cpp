@@ -1,6 +1,7 @@
 #include "moerate/experts/linear_expert.hpp"
 
 #include "moerate/core/error.hpp"
+#include "moerate/core/parallel.hpp"
 
 namespace moerate {
 
@@ -21,7 +22,11 @@ arma::mat LinearExpert::hessian(const arma::mat& X, const arma::vec&) const {
   return arma::zeros((d_ + 1) * (d_ + 1), X.n_cols);
 }
 
-arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
+namespace {
+
+/// Weighted least squares by QR of the weighted design (n x (d+1)): the
+/// fallback when the normal equations are ill-conditioned.
+arma::vec weighted_least_squares_qr(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
   const std::size_t d = X.n_rows, n = X.n_cols;
   const arma::rowvec sw = arma::sqrt(w);
   arma::mat Z(n, d + 1);
@@ -33,24 +38,77 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
   return beta;
 }
 
+/// The normal equations sum_i w_i u_i u_i^T beta = sum_i w_i y_i u_i, u_i = (x_i, 1).
+struct NormalEquations {
+  arma::mat A;
+  arma::vec b;
+  NormalEquations& operator+=(const NormalEquations& o) {
+    A += o.A;
+    b += o.b;
+    return *this;
+  }
+};
+
+}  // namespace
+
+arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
+  const std::size_t d = X.n_rows, q = d + 1;
+  // One pass over blocks of observations builds the normal equations ((d+1)^2 / 2
+  // multiply-adds per observation, against ~15x that for QR of a weighted copy).
+  const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
+  NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
+                                                                           std::size_t b) {
+    arma::mat U(q, b - a);
+    U.rows(0, d - 1) = X.cols(a, b - 1);
+    U.row(d).ones();
+    const arma::rowvec sw = arma::sqrt(w.cols(a, b - 1));
+    U.each_row() %= sw;
+    acc.A += U * U.t();
+    acc.b += U * (y.cols(a, b - 1) % sw).t();
+  });
+  // Conditioning check on the equilibrated system D A D, D = diag(A)^(-1/2):
+  // the error of beta grows like cond(A) eps, so above 1e8 (half the digits)
+  // the QR of the weighted design decides instead.
+  const arma::vec diag = ne.A.diag();
+  if (diag.is_finite() && arma::all(diag > 0)) {
+    const arma::vec dsc = 1 / arma::sqrt(diag);
+    const arma::mat As = ne.A % (dsc * dsc.t());
+    arma::mat C;
+    if (arma::chol(C, As, "lower") && arma::rcond(arma::trimatl(C)) > 1e-4) {  // cond(As) = cond(C)^2 < 1e8
+      const arma::vec z = arma::solve(arma::trimatl(C), dsc % ne.b);
+      const arma::vec beta = dsc % arma::solve(arma::trimatu(C.t()), z);
+      if (beta.is_finite()) return beta;
+    }
+  }
+  return weighted_least_squares_qr(X, y, w);
+}
+
 ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y,
                                        const arma::rowvec& w, arma::vec& eta,
                                        const ExpertMStepOptions&) const {
   ExpertMStepResult res;
-  auto sse = [&](const arma::vec& e) {
-    const arma::rowvec r = y - mean(X, e);
-    return arma::accu(w % r % r);
-  };
-  res.sse_before = res.sse_after = sse(eta);
-  if (arma::accu(w) <= 0) return res;
+  if (arma::accu(w) <= 0) {
+    res.sse_before = res.sse_after = weighted_sse(X, y, w, eta);
+    return res;
+  }
   const arma::vec cand = weighted_least_squares(X, y, w);
-  if (cand.n_elem == eta.n_elem && cand.is_finite()) {
-    const double s = sse(cand);
-    if (s <= res.sse_before) {
-      eta = cand;
-      res.sse_after = s;
-      res.accepted_steps = 1;
-    }
+  if (cand.n_elem != eta.n_elem || !cand.is_finite()) {
+    res.sse_before = res.sse_after = weighted_sse(X, y, w, eta);
+    return res;
+  }
+  // The sums of squares at the old and the new coefficients in one pass.
+  const arma::vec2 sse = reduce_blocks<arma::vec2>(X.n_cols, arma::vec2(arma::fill::zeros),
+                                                   [&](arma::vec2& acc, std::size_t a, std::size_t b) {
+    const arma::rowvec wb = w.cols(a, b - 1), yb = y.cols(a, b - 1);
+    const arma::rowvec r0 = yb - mean(X.cols(a, b - 1), eta), r1 = yb - mean(X.cols(a, b - 1), cand);
+    acc[0] += arma::accu(wb % r0 % r0);
+    acc[1] += arma::accu(wb % r1 % r1);
+  });
+  res.sse_before = res.sse_after = sse[0];
+  if (sse[1] <= sse[0]) {
+    eta = cand;
+    res.sse_after = sse[1];
+    res.accepted_steps = 1;
   }
   return res;
 }

@@ -2,6 +2,9 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/core/parallel.hpp"
+
+#include <limits>
 
 namespace moerate {
 
@@ -9,9 +12,13 @@ SoftmaxGating::SoftmaxGating(std::size_t k, std::size_t d)
     : Gating(k, d), beta0_(k, arma::fill::zeros), beta1_(d, k, arma::fill::zeros) {}
 
 arma::mat SoftmaxGating::log_weights(const arma::mat& X) const {
-  arma::mat S = beta1_.t() * X;  // k x n
-  S.each_col() += beta0_;
-  normalise_log_cols(S);
+  arma::mat S(k_, X.n_cols);
+  for_blocks(X.n_cols, [&](std::size_t a, std::size_t b) {
+    arma::mat Sb = beta1_.t() * X.cols(a, b - 1);  // k x B
+    Sb.each_col() += beta0_;
+    normalise_log_cols(Sb);
+    S.cols(a, b - 1) = Sb;
+  });
   return S;
 }
 
@@ -95,50 +102,132 @@ std::vector<std::string> SoftmaxGating::param_names() const {
 
 namespace {
 
-/// Q = sum_ij R_ij L_ij - ridge/2 |theta|^2 (0 * -inf counts as 0).
-double q_from_log_weights(const arma::mat& R, const arma::mat& L, const arma::vec& theta, double ridge) {
-  double q = 0;
-  const double* r = R.memptr();
-  const double* l = L.memptr();
-  for (std::size_t i = 0; i < L.n_elem; ++i)
-    if (r[i] != 0) q += r[i] * l[i];
-  if (ridge > 0) q -= 0.5 * ridge * arma::dot(theta, theta);
-  return q;
+/// Q = sum_ij R_ij L_ij - ridge/2 |theta|^2 (0 * -inf counts as 0), and the
+/// scale sum_ij |R_ij L_ij| of its round-off.
+struct QValue {
+  double q = 0, scale = 0;
+};
+
+/// The gate at (beta0, beta1) in one pass over blocks: log weights L, weights
+/// P = exp(L) from the same exponentials, and Q (ridge excluded) with its
+/// round-off scale.
+QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R,
+                     arma::mat& L, arma::mat& P) {
+  const std::size_t k = beta0.n_elem, n = X.n_cols;
+  L.set_size(k, n);
+  P.set_size(k, n);
+  const arma::vec2 qs = reduce_blocks<arma::vec2>(n, arma::vec2(arma::fill::zeros),
+                                                  [&](arma::vec2& acc, std::size_t a, std::size_t b) {
+    arma::mat S = beta1.t() * X.cols(a, b - 1);  // k x B scores
+    S.each_col() += beta0;
+    for (std::size_t i = 0; i < b - a; ++i) {
+      const double* sc = S.colptr(i);
+      double* l = L.colptr(a + i);
+      double* pr = P.colptr(a + i);
+      const double* r = R.colptr(a + i);
+      double mx = -kInf;
+      for (std::size_t j = 0; j < k; ++j) mx = std::max(mx, sc[j]);
+      double sum = 0;
+      for (std::size_t j = 0; j < k; ++j) sum += (pr[j] = std::exp(sc[j] - mx));
+      const double lse = mx + std::log(sum);
+      for (std::size_t j = 0; j < k; ++j) {
+        pr[j] /= sum;
+        l[j] = sc[j] - lse;
+        if (r[j] != 0) {
+          acc[0] += r[j] * l[j];
+          acc[1] += std::abs(r[j] * l[j]);
+        }
+      }
+    }
+  });
+  return QValue{qs[0], qs[1]};
 }
+
+/// Gradient and negative Hessian of Q (ridge excluded) for the free experts.
+struct GateDerivatives {
+  arma::vec g;
+  arma::mat H;
+  GateDerivatives& operator+=(const GateDerivatives& o) {
+    g += o.g;
+    H += o.H;
+    return *this;
+  }
+};
 
 }  // namespace
 
 GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
                                       const GateMStepOptions& opt) {
   // Newton/IRLS. Each step reuses the log weights of the accepted point, so a
-  // step costs one evaluation of the gate per trial point plus the Hessian.
+  // step costs one pass over the data for the gradient and Hessian and one
+  // evaluation of the gate per trial point.
   GateMStepResult res;
-  arma::mat L = log_weights(X);
-  double q = q_from_log_weights(R, L, params(), opt.ridge);
-  res.q_before = res.q_after = q;
+  arma::mat L, P;
+  auto evaluate = [&](arma::mat& Lo, arma::mat& Po) {
+    QValue v = evaluate_gate(beta0_, beta1_, X, R, Lo, Po);
+    if (opt.ridge > 0) v.q -= 0.5 * opt.ridge * arma::dot(params(), params());
+    return v;
+  };
+  QValue qv = evaluate(L, P);
+  res.q_before = res.q_after = qv.q;
   if (k_ == 1) return res;
-  const std::size_t n = X.n_cols, qd = d_ + 1;
+  const std::size_t n = X.n_cols, qd = d_ + 1, p = n_params();
   const arma::rowvec s = arma::sum(R, 0);
-  arma::mat V(qd, n);
-  V.row(0).ones();
-  V.rows(1, d_) = X;
+  const arma::vec theta_start = params();
+  const bool boxed = !opt.lower.is_empty();
+  // Cholesky factor of the last full Hessian and the decrement it gave, for
+  // the cheap convergence check below.
+  arma::mat C_prev;
+  double decrement_prev = arma::datum::inf;
   for (int step = 0; step < opt.max_steps; ++step) {
     const arma::vec theta = params();
-    const arma::mat P = arma::exp(L);
-    // Gradient: sum_i (R_ij - s_i pi_ij) v_i for the free experts j < k.
-    const arma::mat D = R.rows(0, k_ - 2) - P.rows(0, k_ - 2).eval().each_row() % s;
-    const arma::mat G = D * V.t();  // (k-1) x (d+1)
-    arma::vec g = arma::vectorise(G.t());
-    // Negative Hessian blocks sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T.
-    arma::mat Hn(n_params(), n_params());
-    for (std::size_t j = 0; j + 1 < k_; ++j) {
-      for (std::size_t l = j; l + 1 < k_; ++l) {
-        const arma::rowvec w = s % P.row(j) % ((j == l ? 1.0 : 0.0) - P.row(l));
-        const arma::mat B = (V.each_row() % w) * V.t();
-        Hn.submat(j * qd, l * qd, j * qd + qd - 1, l * qd + qd - 1) = B;
-        if (l != j) Hn.submat(l * qd, j * qd, l * qd + qd - 1, j * qd + qd - 1) = B.t();
-      }
+    // Near the optimum (the previous decrement small, a full step taken, no
+    // box) Newton's quadratic convergence makes the new decrement tiny; it is
+    // checked with the gradient alone and the previous Hessian, which changes
+    // little over such a step, saving the Hessian pass that would only confirm
+    // convergence.
+    if (!boxed && !C_prev.is_empty() && decrement_prev < 1e-4) {
+      const arma::vec g0 = reduce_blocks<arma::vec>(n, arma::vec(p, arma::fill::zeros),
+                                                    [&](arma::vec& acc, std::size_t a, std::size_t b) {
+        arma::mat V(qd, b - a);
+        V.row(0).ones();
+        V.rows(1, d_) = X.cols(a, b - 1);
+        arma::mat D = R.submat(0, a, k_ - 2, b - 1);
+        D -= P.submat(0, a, k_ - 2, b - 1).eval().each_row() % s.cols(a, b - 1);
+        acc += arma::vectorise(V * D.t());
+      });
+      arma::vec gr = g0;
+      if (opt.ridge > 0) gr -= opt.ridge * theta;
+      const arma::vec z = arma::solve(arma::trimatl(C_prev), gr);
+      if (0.5 * arma::dot(z, z) <= opt.newton_tol) break;
     }
+    // One pass over blocks of observations, v_i = (1, x_i):
+    //   gradient      sum_i (R_ij - s_i pi_ij) v_i                   (experts j < k)
+    //   -Hessian      sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T
+    //               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
+    // with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
+    const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
+    GateDerivatives der = reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a,
+                                                                      std::size_t b) {
+      const std::size_t B = b - a;
+      const arma::mat Pb = P.cols(a, b - 1);  // k x B
+      const arma::rowvec sb = s.cols(a, b - 1);
+      arma::mat V(qd, B);
+      V.row(0).ones();
+      V.rows(1, d_) = X.cols(a, b - 1);
+      arma::mat D = R.submat(0, a, k_ - 2, b - 1);
+      D -= Pb.rows(0, k_ - 2).eval().each_row() % sb;
+      acc.g += arma::vectorise(V * D.t());  // column j = expert j's (beta0, beta1)
+      const arma::rowvec rs = arma::sqrt(sb);
+      arma::mat Z(p, B);
+      for (std::size_t j = 0; j + 1 < k_; ++j) {
+        Z.rows(j * qd, j * qd + qd - 1) = V.each_row() % (rs % Pb.row(j));
+        acc.H.submat(j * qd, j * qd, j * qd + qd - 1, j * qd + qd - 1) += (V.each_row() % (sb % Pb.row(j))) * V.t();
+      }
+      acc.H -= Z * Z.t();
+    });
+    arma::vec g = std::move(der.g);
+    arma::mat Hn = arma::symmatu(der.H);
     if (opt.ridge > 0) {
       g -= opt.ridge * theta;
       Hn.diag() += opt.ridge;
@@ -146,7 +235,6 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     // With a box: projected Newton. Coordinates on a bound whose gradient points
     // out of the box are held fixed; Newton runs on the others and the trial
     // points are clamped to the box.
-    const bool boxed = !opt.lower.is_empty();
     std::vector<arma::uword> free_ix;
     for (std::size_t i = 0; i < g.n_elem; ++i) {
       if (boxed) {
@@ -182,9 +270,18 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     // Newton decrement: the predicted increase g^T delta / 2, in nats. It is
     // scale-free (the remaining step is sqrt(2 decrement) standard errors), so
     // the threshold is absolute: a relative one loosens with n and leaves EM a
-    // fixed point away from the MLE (models.md 9.3).
-    if (factored && 0.5 * arma::dot(g, delta_f) <= opt.newton_tol) break;
-    // Step halving until Q does not decrease.
+    // fixed point away from the MLE (models.md 9.3). The decrement is computed
+    // from g and H to far below 1e-12 at any n, unlike Q itself.
+    const double decrement = 0.5 * arma::dot(g, delta_f);
+    if (factored && decrement <= opt.newton_tol) break;
+    C_prev.reset();
+    decrement_prev = arma::datum::inf;
+    // Step halving until Q does not decrease. Q is a sum of n terms whose
+    // round-off is about eps * sum |R_ij L_ij|; differences below that cannot
+    // be resolved, so a trial point counts as not lower when it is within it
+    // (otherwise a Newton step whose true gain is below the round-off would be
+    // halved 40 times and rejected, at one gate evaluation per halving).
+    const double q_noise = 64 * std::numeric_limits<double>::epsilon() * qv.scale;
     bool accepted = false;
     double t = 1.0;
     for (int h = 0; h < opt.max_halvings; ++h, t *= 0.5) {
@@ -192,22 +289,34 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      arma::mat Lc = log_weights(X);
-      const double qc = q_from_log_weights(R, Lc, cand, opt.ridge);
-      if (std::isfinite(qc) && qc >= q) {
-        q = qc;
+      arma::mat Lc, Pc;
+      const QValue qc = evaluate(Lc, Pc);
+      if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
+        qv = qc;
         L = std::move(Lc);
+        P = std::move(Pc);
         res.steps++;
         accepted = true;
+        if (factored && h == 0 && free_ix.size() == p) {
+          C_prev = C;
+          decrement_prev = decrement;
+        }
         break;
       }
+      if (factored && t * decrement < q_noise) break;  // smaller steps are below the resolution of Q
     }
     if (!accepted) {
       set_params(theta);
       break;
     }
   }
-  res.q_after = q;
+  // Steps accepted within the round-off of Q may add up to a computed Q below
+  // the start's: then the start is kept, so the M-step never lowers Q.
+  if (qv.q < res.q_before) {
+    set_params(theta_start);
+    qv.q = res.q_before;
+  }
+  res.q_after = qv.q;
   return res;
 }
 

@@ -37,12 +37,12 @@
 
 namespace moerate {
 
-/// lambda above for a Gaussian MoE at its current parameters, given its log
-/// joint L (k x n, model.log_joint) and per-observation log-likelihoods.
-/// Observations are processed in blocks (memory O(p^2 + p * block)).
-double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& L,
-                       const arma::rowvec& ll_obs, const Box& box = {});
-/// Convenience form that computes L itself.
+/// lambda above for a Gaussian MoE at its current parameters, given its
+/// responsibilities R (k x n, model.responsibilities). Observations are
+/// processed in blocks (memory O(p^2 + p * block)).
+double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                       const Box& box = {});
+/// Convenience form that computes R itself.
 double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const Box& box = {});
 
 /// Per-observation scores (p x n) given responsibilities R (k x n).
