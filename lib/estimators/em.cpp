@@ -233,8 +233,10 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       const arma::vec theta0 = model.flat_params();
       EmState s1, s2;
       if (!step(s, s1)) break;
+      s.R.reset();  // memory: at most two k x n responsibility matrices at a time
       const arma::vec theta1 = model.flat_params();
       if (!step(s1, s2)) break;
+      s1.R.reset();
       const arma::vec theta2 = model.flat_params();
       const arma::vec r = theta1 - theta0, v = theta2 - 2 * theta1 + theta0;
       const double nr = arma::norm(r), nv = arma::norm(v);
@@ -246,9 +248,10 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
         bool kept = false;
         try {
           cand.set_flat_params(theta_x);
-          const EmState sx = evaluate(cand, X, y);
+          EmState sx = evaluate(cand, X, y);
           if (std::isfinite(sx.ll)) {
             em_step(cand, X, y, sx, opt, box, nu_lo, nu_hi);
+            sx.R.reset();
             res.iterations++;
             EmState sxx = evaluate(cand, X, y);
             if (std::isfinite(sxx.ll) && sxx.ll >= s.ll) {

@@ -7,6 +7,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+
+#include "moerate/core/parallel.hpp"
 #endif
 
 #include "moerate/io/csv.hpp"
@@ -89,15 +91,19 @@ std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& r
   std::vector<std::size_t> lab(n, 0);
   const int iters = plus_plus ? 50 : 1;
   for (int it = 0; it < iters; ++it) {
-    bool changed = false;
-    // Squared distances k x n via |z|^2 - 2 c.z + |c|^2.
-    arma::mat D = -2 * C.t() * Z;
-    D.each_col() += arma::sum(arma::square(C), 0).t();
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t best = D.col(i).index_min();
-      if (best != lab[i] || it == 0) changed = changed || best != lab[i];
-      lab[i] = best;
-    }
+    // Squared distances via |z|^2 - 2 c.z + |c|^2, block by block (never a k x n matrix).
+    const arma::vec c2 = arma::sum(arma::square(C), 0).t();
+    std::vector<char> moved(n, 0);
+    for_blocks(n, [&](std::size_t a, std::size_t b) {
+      arma::mat D = -2 * C.t() * Z.cols(a, b - 1);
+      D.each_col() += c2;
+      for (std::size_t i = a; i < b; ++i) {
+        const std::size_t best = D.col(i - a).index_min();
+        moved[i] = best != lab[i];
+        lab[i] = best;
+      }
+    });
+    const bool changed = std::find(moved.begin(), moved.end(), char(1)) != moved.end();
     arma::mat S(Z.n_rows, k, arma::fill::zeros);
     arma::vec cnt(k, arma::fill::zeros);
     for (std::size_t i = 0; i < n; ++i) {
@@ -194,8 +200,11 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
     }
     case InitKind::random:
     case InitKind::kmeans: {
-      const arma::mat Z = standardised_xy(X, y);
-      const auto lab = kmeans_labels(Z, k, rng, opt.init.kind == InitKind::kmeans);
+      std::vector<std::size_t> lab;
+      {
+        const arma::mat Z = standardised_xy(X, y);  // freed before R is built
+        lab = kmeans_labels(Z, k, rng, opt.init.kind == InitKind::kmeans);
+      }
       arma::mat R(k, n, arma::fill::value(0.05 / k));
       for (std::size_t i = 0; i < n; ++i) R(lab[i], i) += 0.95;
       return model_from_responsibilities(X, y, R, opt, rng);

@@ -108,13 +108,12 @@ struct QValue {
   double q = 0, scale = 0;
 };
 
-/// The gate at (beta0, beta1) in one pass over blocks: log weights L, weights
-/// P = exp(L) from the same exponentials, and Q (ridge excluded) with its
+/// The gate at (beta0, beta1) in one pass over blocks: the weights P (k x n),
+/// and Q = sum R log P (ridge excluded, from the same exponentials) with its
 /// round-off scale.
 QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R,
-                     arma::mat& L, arma::mat& P) {
+                     arma::mat& P) {
   const std::size_t k = beta0.n_elem, n = X.n_cols;
-  L.set_size(k, n);
   P.set_size(k, n);
   const arma::vec2 qs = reduce_blocks<arma::vec2>(n, arma::vec2(arma::fill::zeros),
                                                   [&](arma::vec2& acc, std::size_t a, std::size_t b) {
@@ -122,7 +121,6 @@ QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma:
     S.each_col() += beta0;
     for (std::size_t i = 0; i < b - a; ++i) {
       const double* sc = S.colptr(i);
-      double* l = L.colptr(a + i);
       double* pr = P.colptr(a + i);
       const double* r = R.colptr(a + i);
       double mx = -kInf;
@@ -132,10 +130,10 @@ QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma:
       const double lse = mx + std::log(sum);
       for (std::size_t j = 0; j < k; ++j) {
         pr[j] /= sum;
-        l[j] = sc[j] - lse;
-        if (r[j] != 0) {
-          acc[0] += r[j] * l[j];
-          acc[1] += std::abs(r[j] * l[j]);
+        if (r[j] != 0) {  // 0 * log 0 counts as 0
+          const double rl = r[j] * (sc[j] - lse);
+          acc[0] += rl;
+          acc[1] += std::abs(rl);
         }
       }
     }
@@ -162,13 +160,13 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
   // step costs one pass over the data for the gradient and Hessian and one
   // evaluation of the gate per trial point.
   GateMStepResult res;
-  arma::mat L, P;
-  auto evaluate = [&](arma::mat& Lo, arma::mat& Po) {
-    QValue v = evaluate_gate(beta0_, beta1_, X, R, Lo, Po);
+  arma::mat P;
+  auto evaluate = [&](arma::mat& Po) {
+    QValue v = evaluate_gate(beta0_, beta1_, X, R, Po);
     if (opt.ridge > 0) v.q -= 0.5 * opt.ridge * arma::dot(params(), params());
     return v;
   };
-  QValue qv = evaluate(L, P);
+  QValue qv = evaluate(P);
   res.q_before = res.q_after = qv.q;
   if (k_ == 1) return res;
   const std::size_t n = X.n_cols, qd = d_ + 1, p = n_params();
@@ -289,11 +287,10 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      arma::mat Lc, Pc;
-      const QValue qc = evaluate(Lc, Pc);
+      arma::mat Pc;
+      const QValue qc = evaluate(Pc);
       if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
         qv = qc;
-        L = std::move(Lc);
         P = std::move(Pc);
         res.steps++;
         accepted = true;

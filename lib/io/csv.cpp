@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -31,8 +32,10 @@ struct RawTable {
   std::vector<std::size_t> lines;
 };
 
+using RowFn = std::function<void(std::vector<std::string>& fields, std::size_t line)>;
+
 struct ParseState {
-  RawTable* table;
+  const RowFn* on_row;
   std::vector<std::string> row;
   std::size_t current_line = 0;
   std::size_t row_start_line = 0;
@@ -53,29 +56,30 @@ void on_row(int, void* data) {
   if (!st->in_row) {
     st->row_start_line = st->current_line;
   }
-  st->table->rows.push_back(std::move(st->row));
-  st->table->lines.push_back(st->row_start_line);
+  (*st->on_row)(st->row, st->row_start_line);
   st->row.clear();
   st->in_row = false;
 }
 
-RawTable parse_csv_text(const std::string& raw, const std::string& path) {
-  RawTable table;
-  ParseState st{&table, {}, 0, 0, false};
+/// Parses the lines that next_line(line) yields (false at the end; the line
+/// without its '\n') and calls row_fn for each row as soon as it is complete,
+/// so that a large file is never held in memory as text or as strings.
+template <class NextLine>
+void parse_csv_rows(NextLine next_line, const std::string& path, const RowFn& row_fn) {
+  ParseState st{&row_fn, {}, 0, 0, false};
   csv_parser p;
   if (csv_init(&p, CSV_APPEND_NULL) != 0) throw InputError(path, 0, 0, "cannot initialise the CSV parser");
-  std::size_t begin = 0;
-  if (raw.rfind("\xEF\xBB\xBF", 0) == 0) begin = 3;  // UTF-8 byte-order mark (Excel writes one)
+  struct Free {
+    csv_parser* p;
+    ~Free() { csv_free(p); }
+  } guard{&p};
   // Where the last quote that is still open was opened (for messages).
   bool in_quote = false;
   std::size_t quote_line = 0, quote_col = 0;
   std::string line;
-  while (begin < raw.size()) {
-    auto end = raw.find('\n', begin);
-    if (end == std::string::npos) end = raw.size();
-    line.assign(raw, begin, end - begin);
-    begin = end + 1;
+  while (next_line(line)) {
     ++st.current_line;
+    if (st.current_line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
     // RFC 4180: a quote opens a field only at its start; inside, "" is a quote.
     bool field_start = !in_quote;
     for (std::size_t i = 0; i < line.size(); ++i) {
@@ -96,26 +100,153 @@ RawTable parse_csv_text(const std::string& raw, const std::string& path) {
       }
     }
     line.push_back('\n');
-    if (csv_parse(&p, line.data(), line.size(), on_field, on_row, &st) != line.size()) {
-      const std::string msg = csv_strerror(csv_error(&p));
-      csv_free(&p);
-      throw InputError(path, st.current_line, 0, "malformed CSV: " + msg);
-    }
+    if (csv_parse(&p, line.data(), line.size(), on_field, on_row, &st) != line.size())
+      throw InputError(path, st.current_line, 0, std::string("malformed CSV: ") + csv_strerror(csv_error(&p)));
   }
-  if (in_quote) {
-    csv_free(&p);
+  if (in_quote)
     throw InputError(path, quote_line, quote_col, "unterminated quoted field: the quote opened here is never closed");
+  if (csv_fini(&p, on_field, on_row, &st) != 0)
+    throw InputError(path, st.current_line, 0, std::string("malformed CSV: ") + csv_strerror(csv_error(&p)));
+}
+
+/// Lines of a text in memory.
+struct TextLines {
+  const std::string& text;
+  std::size_t begin = 0;
+  bool operator()(std::string& line) {
+    if (begin >= text.size()) return false;
+    auto end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    line.assign(text, begin, end - begin);
+    begin = end + 1;
+    return true;
   }
-  if (csv_fini(&p, on_field, on_row, &st) != 0) {
-    const std::string msg = csv_strerror(csv_error(&p));
-    csv_free(&p);
-    throw InputError(path, st.current_line, 0, "malformed CSV: " + msg);
-  }
-  csv_free(&p);
+};
+
+RawTable parse_csv_text(const std::string& raw, const std::string& path) {
+  RawTable table;
+  const RowFn keep = [&](std::vector<std::string>& fields, std::size_t line) {
+    table.rows.push_back(std::move(fields));
+    table.lines.push_back(line);
+  };
+  parse_csv_rows(TextLines{raw}, path, keep);
   return table;
 }
 
+/// Builds a Dataset row by row: the header fixes the columns, and each data
+/// row is converted to doubles at once, straight into X and y.
+class DatasetBuilder {
+public:
+  DatasetBuilder(const std::string& path, const CsvReadOptions& opt, std::size_t max_rows)
+      : path_(path), opt_(opt), max_rows_(max_rows) {}
 
+  void add(std::vector<std::string>& row, std::size_t line) {
+    if (!have_header_) {
+      header(row, line);
+      return;
+    }
+    if (row.size() != header_.size())
+      throw InputError(path_, line, std::min(row.size(), header_.size()) + 1,
+                       "row has " + std::to_string(row.size()) + " fields but the header has " +
+                           std::to_string(header_.size()));
+    if (n_ == D_.X.n_cols) grow();
+    for (std::size_t u = 0; u < xcols_.size(); ++u) D_.X(u, n_) = number(row, xcols_[u], line);
+    if (ycol_ >= 0) D_.y[n_] = number(row, static_cast<std::size_t>(ycol_), line);
+    ++n_;
+  }
+
+  Dataset finish() {
+    if (!have_header_) throw InputError(path_, 0, 0, "file is empty (expected a header row and data rows)");
+    if (n_ == 0) throw InputError(path_, header_line_, 0, "no data rows after the header");
+    if (n_ < D_.X.n_cols) {
+      D_.X.resize(D_.X.n_rows, n_);
+      if (ycol_ >= 0) D_.y.resize(n_);
+    }
+    return std::move(D_);
+  }
+
+private:
+  void header(std::vector<std::string>& row, std::size_t line) {
+    have_header_ = true;
+    header_line_ = line;
+    header_ = row;
+    for (auto& h : header_) h = trim(h);
+    std::set<std::string> seen;
+    for (std::size_t c = 0; c < header_.size(); ++c) {
+      if (header_[c].empty()) throw InputError(path_, line, c + 1, "empty column name in the header");
+      if (!seen.insert(header_[c]).second)
+        throw InputError(path_, line, c + 1, "duplicate column name '" + header_[c] + "'");
+    }
+    auto find_col = [&](const std::string& name) -> std::ptrdiff_t {
+      auto it = std::find(header_.begin(), header_.end(), name);
+      return it == header_.end() ? -1 : it - header_.begin();
+    };
+    D_.source = path_;
+    const std::string yname = opt_.y_column.value_or("y");
+    ycol_ = find_col(yname);
+    if (ycol_ < 0 && (opt_.require_y || opt_.y_column))
+      throw InputError(path_, line, 0, "no response column '" + yname + "' in the header (use --y NAME to choose it)");
+    if (opt_.x_columns) {
+      for (const auto& name : *opt_.x_columns) {
+        const auto c = find_col(name);
+        if (c < 0) throw InputError(path_, line, 0, "no covariate column '" + name + "' in the header");
+        if (c == ycol_) throw InputError(path_, line, c + 1, "column '" + name + "' is both response and covariate");
+        xcols_.push_back(static_cast<std::size_t>(c));
+      }
+    } else {
+      for (std::size_t c = 0; c < header_.size(); ++c)
+        if (static_cast<std::ptrdiff_t>(c) != ycol_) xcols_.push_back(c);
+    }
+    if (xcols_.empty()) throw InputError(path_, line, 0, "no covariate columns (need at least one besides the response)");
+    for (auto c : xcols_) D_.x_names.push_back(header_[c]);
+    if (ycol_ >= 0) D_.y_name = yname;
+    // Sized once for the rows the file can hold (its line count), so that the
+    // numbers are written in place; grown by doubling only if that was short.
+    D_.X.set_size(xcols_.size(), std::max<std::size_t>(max_rows_, 1));
+    if (ycol_ >= 0) D_.y.set_size(D_.X.n_cols);
+  }
+
+  void grow() {
+    const std::size_t cap = std::max<std::size_t>(2 * D_.X.n_cols, 16);
+    D_.X.resize(D_.X.n_rows, cap);
+    if (ycol_ >= 0) D_.y.resize(cap);
+  }
+
+  double number(const std::vector<std::string>& row, std::size_t c, std::size_t line) const {
+    const std::string s = trim(row[c]);
+    if (s.empty()) throw InputError(path_, line, c + 1, "missing value in column '" + header_[c] + "'");
+    double v = 0;
+    const char* b = s.data();
+    const char* e = s.data() + s.size();
+    if (*b == '+') ++b;
+    auto res = std::from_chars(b, e, v);
+    if (res.ec == std::errc::result_out_of_range && res.ptr == e) {
+      // Too large or too small for a double: strtod tells which.
+      errno = 0;
+      const double w = std::strtod(s.c_str(), nullptr);
+      if (std::isinf(w) || std::abs(w) > 1)
+        throw InputError(path_, line, c + 1, "value '" + s + "' in column '" + header_[c] +
+                                                 "' is too large for a double (at most about 1.8e308)");
+      return w;  // underflow: the nearest double (0 or a subnormal), as R and numpy read it
+    }
+    if (res.ec != std::errc() || res.ptr != e)
+      throw InputError(path_, line, c + 1, "non-numeric value '" + s + "' in column '" + header_[c] + "'");
+    if (!std::isfinite(v))
+      throw InputError(path_, line, c + 1, "non-finite value '" + s + "' in column '" + header_[c] + "'");
+    return v;
+  }
+
+  const std::string& path_;
+  const CsvReadOptions& opt_;
+  std::size_t max_rows_;
+  bool have_header_ = false;
+  std::size_t header_line_ = 0;
+  std::vector<std::string> header_;
+  std::ptrdiff_t ycol_ = -1;
+  std::vector<std::size_t> xcols_;
+  std::size_t n_ = 0;
+  Dataset D_;
+};
 
 }  // namespace
 
@@ -166,90 +297,34 @@ bool CsvTable::has_column(const std::string& name) const {
 }
 
 Dataset read_csv(const std::string& path, const CsvReadOptions& opt) {
-  return read_csv_text(read_text_file(path), path, opt);
+  // Two streaming passes: count the lines (an upper bound on the rows), then
+  // parse straight into X and y. Memory: the data's doubles and one line.
+  std::size_t lines = 0;
+  {
+    std::ifstream in = open_text_file(path);
+    std::vector<char> buf(1 << 16);
+    char last = '\n';
+    while (in.read(buf.data(), std::streamsize(buf.size())) || in.gcount() > 0) {
+      lines += std::size_t(std::count(buf.data(), buf.data() + in.gcount(), '\n'));
+      last = buf[std::size_t(in.gcount()) - 1];
+    }
+    if (in.bad()) throw InputError(path, 0, 0, "read error");
+    if (last != '\n') ++lines;  // a last line without its newline
+  }
+  std::ifstream in = open_text_file(path);
+  DatasetBuilder builder(path, opt, lines > 0 ? lines - 1 : 0);  // less the header
+  parse_csv_rows([&](std::string& line) { return bool(std::getline(in, line)); }, path,
+                 [&](std::vector<std::string>& row, std::size_t line) { builder.add(row, line); });
+  if (in.bad()) throw InputError(path, 0, 0, "read error");
+  return builder.finish();
 }
 
 Dataset read_csv_text(const std::string& text, const std::string& path, const CsvReadOptions& opt) {
-  RawTable raw = parse_csv_text(text, path);
-  if (raw.rows.empty()) throw InputError(path, 0, 0, "file is empty (expected a header row and data rows)");
-  std::vector<std::string> header = raw.rows[0];
-  for (auto& h : header) h = trim(h);
-  const std::size_t header_line = raw.lines[0];
-  {
-    std::set<std::string> seen;
-    for (std::size_t c = 0; c < header.size(); ++c) {
-      if (header[c].empty())
-        throw InputError(path, header_line, c + 1, "empty column name in the header");
-      if (!seen.insert(header[c]).second)
-        throw InputError(path, header_line, c + 1, "duplicate column name '" + header[c] + "'");
-    }
-  }
-  auto find_col = [&](const std::string& name) -> std::ptrdiff_t {
-    auto it = std::find(header.begin(), header.end(), name);
-    return it == header.end() ? -1 : it - header.begin();
-  };
-  Dataset D;
-  D.source = path;
-  const std::string yname = opt.y_column.value_or("y");
-  const std::ptrdiff_t ycol = find_col(yname);
-  if (ycol < 0 && (opt.require_y || opt.y_column))
-    throw InputError(path, header_line, 0,
-                     "no response column '" + yname + "' in the header (use --y NAME to choose it)");
-  std::vector<std::size_t> xcols;
-  if (opt.x_columns) {
-    for (const auto& name : *opt.x_columns) {
-      const auto c = find_col(name);
-      if (c < 0) throw InputError(path, header_line, 0, "no covariate column '" + name + "' in the header");
-      if (c == ycol) throw InputError(path, header_line, c + 1, "column '" + name + "' is both response and covariate");
-      xcols.push_back(static_cast<std::size_t>(c));
-    }
-  } else {
-    for (std::size_t c = 0; c < header.size(); ++c)
-      if (static_cast<std::ptrdiff_t>(c) != ycol) xcols.push_back(c);
-  }
-  if (xcols.empty()) throw InputError(path, header_line, 0, "no covariate columns (need at least one besides the response)");
-  const std::size_t n = raw.rows.size() - 1;
-  if (n == 0) throw InputError(path, header_line, 0, "no data rows after the header");
-  D.X.set_size(xcols.size(), n);
-  if (ycol >= 0) {
-    D.y.set_size(n);
-    D.y_name = yname;
-  }
-  for (auto c : xcols) D.x_names.push_back(header[c]);
-  for (std::size_t r = 0; r < n; ++r) {
-    const auto& row = raw.rows[r + 1];
-    const std::size_t line = raw.lines[r + 1];
-    if (row.size() != header.size())
-      throw InputError(path, line, std::min(row.size(), header.size()) + 1,
-                       "row has " + std::to_string(row.size()) + " fields but the header has " +
-                           std::to_string(header.size()));
-    auto number = [&](std::size_t c) {
-      const std::string s = trim(row[c]);
-      if (s.empty()) throw InputError(path, line, c + 1, "missing value in column '" + header[c] + "'");
-      double v = 0;
-      const char* b = s.data();
-      const char* e = s.data() + s.size();
-      if (*b == '+') ++b;
-      auto res = std::from_chars(b, e, v);
-      if (res.ec == std::errc::result_out_of_range && res.ptr == e) {
-        // Too large or too small for a double: strtod tells which.
-        errno = 0;
-        const double w = std::strtod(s.c_str(), nullptr);
-        if (std::isinf(w) || std::abs(w) > 1)
-          throw InputError(path, line, c + 1, "value '" + s + "' in column '" + header[c] +
-                                                  "' is too large for a double (at most about 1.8e308)");
-        return w;  // underflow: the nearest double (0 or a subnormal), as R and numpy read it
-      }
-      if (res.ec != std::errc() || res.ptr != e)
-        throw InputError(path, line, c + 1, "non-numeric value '" + s + "' in column '" + header[c] + "'");
-      if (!std::isfinite(v))
-        throw InputError(path, line, c + 1, "non-finite value '" + s + "' in column '" + header[c] + "'");
-      return v;
-    };
-    for (std::size_t u = 0; u < xcols.size(); ++u) D.X(u, r) = number(xcols[u]);
-    if (ycol >= 0) D.y[r] = number(static_cast<std::size_t>(ycol));
-  }
-  return D;
+  std::size_t lines = std::size_t(std::count(text.begin(), text.end(), '\n'));
+  if (!text.empty() && text.back() != '\n') ++lines;
+  DatasetBuilder builder(path, opt, lines > 0 ? lines - 1 : 0);  // less the header
+  parse_csv_rows(TextLines{text}, path, [&](std::vector<std::string>& row, std::size_t line) { builder.add(row, line); });
+  return builder.finish();
 }
 
 void write_dataset_csv(const std::string& path, const arma::mat& X, const arma::rowvec& y,

@@ -87,13 +87,18 @@ void note_input(const std::string& path) {
   noted_inputs().push_back(path);
 }
 
-std::string read_text_file(const std::string& path) {
+std::ifstream open_text_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw InputError(path, 0, 0, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, 0, 0, std::string("cannot open file for reading: ") + std::strerror(errno));
   note_input(path);
+  return in;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in = open_text_file(path);
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw InputError(path, 0, 0, "read error");

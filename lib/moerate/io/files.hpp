@@ -17,6 +17,7 @@
 //   write_file_atomic("fit.json", j.dump(2));
 #pragma once
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ json read_json_file(const std::string& path);
 json parse_json_text(const std::string& text, const std::string& name);
 /// Read a whole file as text; InputError if it is missing, a directory or unreadable.
 std::string read_text_file(const std::string& path);
+/// The file opened for reading (binary), with the same checks and messages as
+/// read_text_file (a directory, a missing or unreadable file); noted as an input.
+std::ifstream open_text_file(const std::string& path);
 
 /// Remember that `path` is an input of this run (outputs may not replace it).
 void note_input(const std::string& path);
