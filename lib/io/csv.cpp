@@ -219,6 +219,7 @@ Dataset read_csv_text(const std::string& text, const std::string& path, const Cs
   for (std::size_t r = 0; r < n; ++r) {
     const auto& row = raw.rows[r + 1];
     const std::size_t line = raw.lines[r + 1];
+    D.lines.push_back(line);
     if (row.size() != header.size())
       throw InputError(path, line, std::min(row.size(), header.size()) + 1,
                        "row has " + std::to_string(row.size()) + " fields but the header has " +
