@@ -1,7 +1,8 @@
 // Bernoulli experts (model/response.hpp, estimators/em_bernoulli.hpp): the
 // log-likelihood against a hand computation, stable log-sigmoid, the logistic
 // M-step's gradient against finite differences and its monotonicity, EM never
-// lowering the log-likelihood, recovery on simulated data, model files.
+// lowering the log-likelihood, recovery of P(y = 1 | x) on simulated data,
+// model files.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -166,11 +167,9 @@ TEST_CASE("Bernoulli EM: the log-likelihood never decreases; recovery on simulat
   // P(y = 1 | x) recovered: mean absolute difference on a grid.
   const arma::mat G = arma::linspace<arma::rowvec>(-1, 1, 201);
   const double err = arma::mean(arma::abs(r.model.regression_function(G) - truth.regression_function(G)));
-  CHECK(err < 0.05);
-  // Expert parameters: matched, within 0.6 of the truth (n = 4000).
-  GaussianMoE m = r.model;
-  m.permute(match_experts(m, truth));
-  CHECK(arma::abs(m.eta() - truth.eta()).max() < 0.6);
+  CHECK(err < 0.03);
+  // The parameters themselves are only weakly identified (at each x the data
+  // show one probability, sum_i pi_i(x) sigmoid(h_i(x))): no check on eta here.
 }
 
 TEST_CASE("bad Bernoulli responses name the file and line") {
