@@ -83,15 +83,16 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
   summary["cells"] = moerate::json::array();
   std::cout << "\nMean over replications with 95% bootstrap interval (replications resampled)\n";
   std::cout << std::left << std::setw(28) << "setting" << std::setw(8) << "n" << std::setw(5) << "k" << std::setw(17)
-            << "metric" << std::setw(11) << "mean" << std::setw(24) << "interval" << "reps\n";
+            << "metric" << std::setw(11) << "mean" << std::setw(24) << "interval" << std::setw(11) << "median" << "reps\n";
   for (const auto& c : cells) {
     std::cout << std::left << std::setw(28) << c.setting << std::setw(8) << c.n << std::setw(5) << c.k << std::setw(17)
               << c.metric << std::setw(11) << fmt(c.mean) << std::setw(24)
-              << ("[" + fmt(c.ci_low) + ", " + fmt(c.ci_high) + "]") << c.reps << "\n";
+              << ("[" + fmt(c.ci_low) + ", " + fmt(c.ci_high) + "]") << std::setw(11) << fmt(c.median) << c.reps << "\n";
     summary["cells"].push_back({{"setting", c.setting}, {"n", c.n}, {"k", c.k}, {"metric", c.metric},
                                 {"mean", std::isfinite(c.mean) ? moerate::json(c.mean) : moerate::json(nullptr)},
                                 {"ci_low", std::isfinite(c.ci_low) ? moerate::json(c.ci_low) : moerate::json(nullptr)},
                                 {"ci_high", std::isfinite(c.ci_high) ? moerate::json(c.ci_high) : moerate::json(nullptr)},
+                                {"median", std::isfinite(c.median) ? moerate::json(c.median) : moerate::json(nullptr)},
                                 {"reps", c.reps}});
   }
   // Slopes per series and figures per panel.
@@ -110,7 +111,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
   for (const auto& panel : panel_order) {
     for (const auto& m : study.metrics) {
       moerate::PlotPanel p;
-      p.title = m + (panel_order.size() > 1 ? " (" + panel + ")" : "");
+      p.title = (m == "cosine" ? "1 - cosine" : m) + (panel_order.size() > 1 ? " (" + panel + ")" : "");
       for (const auto& series : series_order) {
         bool in_panel = false;
         for (const auto& st : study.settings) in_panel = in_panel || (st.series == series && st.panel == panel);
@@ -119,9 +120,12 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
         ser.label = series;
         ser.data = moerate::scenario_series_table(study, table, series, m);
         if (ser.data.size() == 0) continue;
-        ser.fit = moerate::fit_rate(ser.data, ro);
         const std::string x = panel_axis[panel];
-        std::cout << "  " << std::left << std::setw(28) << series << std::setw(17) << m << "vs " << x << ": ";
+        if (m == "cosine")  // tends to 1: its complement is the error that decays
+          for (auto& v : ser.data.loss) v = 1 - v;
+        ser.fit = moerate::fit_rate(ser.data, ro);
+        std::cout << "  " << std::left << std::setw(28) << series << std::setw(17) << (m == "cosine" ? "1 - cosine" : m)
+                  << "vs " << x << ": ";
         if (ser.fit.fitted)
           std::cout << "e = " << fmt(ser.fit.exponent, 3) << " [" << fmt(ser.fit.ci_low, 3) << ", " << fmt(ser.fit.ci_high, 3)
                     << "]\n";

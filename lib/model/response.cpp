@@ -58,7 +58,7 @@ LogisticMStepResult logistic_m_step(const ExpertFamily& f, const arma::mat& X, c
   const bool linear = f.linear_in_params();
   // Linear h: Newton = IRLS, undamped unless a step fails to raise Q.
   double lambda = linear ? 0.0 : opt.lm_lambda0;
-  const int steps = linear ? std::max(opt.lm_steps, 25) : opt.lm_steps;
+  const int steps = opt.lm_steps;
   for (int step = 0; step < steps; ++step) {
     const arma::rowvec p = sigmoid(f.mean(X, eta));
     const arma::mat J = f.jacobian(X, eta);  // q x n

@@ -288,7 +288,7 @@ ScenarioStudy scenario_study(const std::string& name, const std::string& scale) 
   const json softmax = {{"family", "softmax"}};
   const json linear = {{"family", "linear"}};
   auto ffn = [](int units) { return json{{"family", "ffn"}, {"activation", "tanh"}, {"units", units}}; };
-  const int starts = paper ? 4 : 2, max_iter = paper ? 2000 : (smoke ? 30 : 300);
+  const int starts = paper ? 4 : 2, max_iter = paper ? 2000 : (smoke ? 30 : 200);
   if (name == "latent-clusters") {
     // C = 2 clusters in d = 8; an MoE of two 4-unit experts against one 8-unit expert.
     s.data = {json{{"model", "latent-clusters"}, {"C", 2}, {"d", 8}, {"rho", 3}, {"s", 0.5}, {"noise", 0.1},
@@ -540,11 +540,12 @@ std::vector<ScenarioCell> scenario_cells(const ScenarioStudy& s, const CsvTable&
         c.setting = st.label, c.metric = m, c.n = double(n), c.k = double(st.fit.n_experts);
         c.reps = static_cast<int>(v.size());
         if (v.empty()) {
-          c.mean = c.ci_low = c.ci_high = arma::datum::nan;
+          c.mean = c.ci_low = c.ci_high = c.median = arma::datum::nan;
           out.push_back(c);
           continue;
         }
         c.mean = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+        c.median = quantile(v, 0.5);
         c.ci_low = c.ci_high = c.mean;
         if (bootstrap > 0 && v.size() > 1) {
           Rng rng(derive_seed(seed, {a, n, mi}));

@@ -47,8 +47,9 @@ struct LogisticMStepResult {
   double q_before = 0, q_after = 0;  // logistic_objective (after >= before)
   int accepted_steps = 0;
 };
-/// opt.lm_steps scoring steps at most (linear families: at least 25, i.e. IRLS
-/// run to convergence); stops early when the relative gain is below 1e-12.
+/// opt.lm_steps scoring steps at most (generalised EM needs only an increase;
+/// IRLS from zero converges in about 5 to 10); stops early when the relative
+/// gain is below 1e-12.
 LogisticMStepResult logistic_m_step(const ExpertFamily& f, const arma::mat& X, const arma::rowvec& y,
                                     const arma::rowvec& w, arma::vec& eta, const ExpertMStepOptions& opt);
 

@@ -110,6 +110,7 @@ struct ScenarioCell {
   double n = 0, k = 0;
   int reps = 0;                 // finite values used
   double mean = 0, ci_low = 0, ci_high = 0;
+  double median = 0;            // (test errors have outliers: a diverged fit)
 };
 std::vector<ScenarioCell> scenario_cells(const ScenarioStudy& s, const CsvTable& results, int bootstrap,
                                          double level = 0.95, std::uint64_t seed = 1);
