@@ -103,11 +103,9 @@ void add_fit_command(CLI::App& app) {
       throw moerate::cli::UsageError(e.what());
     }
     fo.estimator = o->estimator;
-    try {
-      fo.response = moerate::parse_model_kind(o->response);
-    } catch (const std::exception& e) {
-      throw moerate::cli::UsageError(std::string("--") + e.what());
-    }
+    if (o->response != "gaussian" && o->response != "bernoulli")
+      throw moerate::cli::UsageError("--response: expected gaussian or bernoulli; got '" + o->response + "'");
+    fo.response = moerate::parse_model_kind(o->response);
     fo.n_starts = o->starts;
     fo.seed = o->seed;
     fo.threads = o->threads;

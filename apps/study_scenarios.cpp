@@ -111,7 +111,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
   for (const auto& panel : panel_order) {
     for (const auto& m : study.metrics) {
       moerate::PlotPanel p;
-      p.title = (m == "cosine" ? "1 - cosine" : m) + (panel_order.size() > 1 ? " (" + panel + ")" : "");
+      p.title = (m == "cosine" || m == "routing_accuracy" ? "1 - " + m : m) + (panel_order.size() > 1 ? " (" + panel + ")" : "");
       for (const auto& series : series_order) {
         bool in_panel = false;
         for (const auto& st : study.settings) in_panel = in_panel || (st.series == series && st.panel == panel);
@@ -121,10 +121,10 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
         ser.data = moerate::scenario_series_table(study, table, series, m);
         if (ser.data.size() == 0) continue;
         const std::string x = panel_axis[panel];
-        if (m == "cosine")  // tends to 1: its complement is the error that decays
+        if (m == "cosine" || m == "routing_accuracy")  // tend to 1: their complements are the errors that decay
           for (auto& v : ser.data.loss) v = 1 - v;
         ser.fit = moerate::fit_rate(ser.data, ro);
-        std::cout << "  " << std::left << std::setw(28) << series << std::setw(17) << (m == "cosine" ? "1 - cosine" : m)
+        std::cout << "  " << std::left << std::setw(28) << series << std::setw(17) << (m == "cosine" || m == "routing_accuracy" ? "1 - " + m : m)
                   << "vs " << x << ": ";
         if (ser.fit.fitted)
           std::cout << "e = " << fmt(ser.fit.exponent, 3) << " [" << fmt(ser.fit.ci_low, 3) << ", " << fmt(ser.fit.ci_high, 3)

@@ -104,16 +104,24 @@ Draw draw_cluster_centres(const json& s, std::size_t N, Rng& rng, arma::mat& cen
 }
 
 Draw draw_manifold(const json& s, std::size_t N, Rng& rng) {
-  const std::size_t m = whole(s, "m", 1), Dm = whole(s, "D", 10);
-  if (Dm < 2 * m) throw InvalidArgument("manifold: need D >= 2 m (the embedding phi has 2 m coordinates)");
+  const std::size_t m = whole(s, "m", 1), Dm = whole(s, "D", 8);
+  if (Dm % (2 * m) != 0) throw InvalidArgument("manifold: D must be a multiple of 2 m (the embedding's coordinates)");
   const double sigma = num(s, "noise", 0.05);
-  const arma::mat Q = basis(Dm, static_cast<std::uint64_t>(num(s, "structure_seed", 1))).cols(0, 2 * m - 1);
+  const std::size_t J = Dm / (2 * m);  // frequencies per manifold coordinate
+  const arma::mat Q = basis(Dm, static_cast<std::uint64_t>(num(s, "structure_seed", 1)));
   Draw D{arma::mat(Dm, N), arma::rowvec(N), arma::rowvec(N), arma::uvec()};
-  arma::vec phi(2 * m);
+  arma::vec phi(Dm);
   for (std::size_t i = 0; i < N; ++i) {
     arma::vec t(m);
     for (auto& v : t) v = rng.uniform();
-    for (std::size_t u = 0; u < m; ++u) phi[2 * u] = std::cos(M_PI * t[u]), phi[2 * u + 1] = std::sin(M_PI * t[u]);
+    // A curved embedding that spans R^D (no affine subspace holds it):
+    // (cos(pi j t_u) / j, sin(pi j t_u) / j) for j = 1..J, rotated by Q.
+    for (std::size_t u = 0; u < m; ++u)
+      for (std::size_t j = 1; j <= J; ++j) {
+        const std::size_t o = 2 * (u * J + j - 1);
+        phi[o] = std::cos(M_PI * double(j) * t[u]) / double(j);
+        phi[o + 1] = std::sin(M_PI * double(j) * t[u]) / double(j);
+      }
     D.X.col(i) = Q * phi;
     double f = std::sin(2 * M_PI * t[0]);
     for (std::size_t u = 1; u < m; ++u) f *= std::cos(M_PI * t[u]);
@@ -229,6 +237,19 @@ std::map<std::string, double> scenario_metrics(const ScenarioData& D, const Gaus
     }
     out["cosine"] = total / double(C);
   }
+  if (!D.cluster_test.is_empty()) {
+    // Routing accuracy: the share of test points whose most weighted expert is
+    // their cluster's expert, under the best matching of experts to clusters.
+    const std::size_t K = D.cluster_test.max() + 1, k = fit.n_experts();
+    double acc = nan;
+    if (k == K && k <= 8) {
+      const arma::mat L = fit.log_weights(D.X_test);
+      arma::mat agree(k, K, arma::fill::zeros);
+      for (std::size_t i = 0; i < D.cluster_test.n_elem; ++i) agree(L.col(i).index_max(), D.cluster_test[i]) += 1;
+      acc = -min_over_matchings(-agree) / double(D.cluster_test.n_elem);
+    }
+    out["routing_accuracy"] = acc;
+  }
   if (!D.centres.is_empty()) {
     const std::size_t K = D.centres.n_cols, k = fit.n_experts();
     double dist = nan;
@@ -296,17 +317,17 @@ ScenarioStudy scenario_study(const std::string& name, const std::string& scale) 
     s.n_grid = paper ? log_grid(200, 20000, 8) : smoke ? std::vector<std::size_t>{100} : std::vector<std::size_t>{250, 500, 1000, 2000};
     s.replications = paper ? 20 : (smoke ? 1 : 3);
     s.n_test = smoke ? 200 : 2000;
-    s.metrics = {"test_mse", "cosine"};
+    s.metrics = {"test_mse", "cosine", "routing_accuracy"};
     s.settings.push_back({"MoE k=2 (4 units each)", "MoE k=2 (4 units each)", "latent-clusters", "n", 0, {},
                           fit_options(2, ffn(4), softmax, ModelKind::gaussian, starts, max_iter)});
     s.settings.push_back({"one expert (8 units)", "one expert (8 units)", "latent-clusters", "n", 0, {},
                           fit_options(1, ffn(8), softmax, ModelKind::gaussian, starts, max_iter)});
   } else if (name == "cluster-centres") {
-    s.data = {json{{"model", "cluster-centres"}, {"K", 4}, {"d", 16}, {"noise", 0.5}, {"structure_seed", 5}}};
+    s.data = {json{{"model", "cluster-centres"}, {"K", 4}, {"d", 16}, {"noise", 0.25}, {"structure_seed", 5}}};
     s.n_grid = paper ? log_grid(200, 20000, 8) : smoke ? std::vector<std::size_t>{120} : std::vector<std::size_t>{200, 400, 800, 1600};
     s.replications = paper ? 20 : (smoke ? 1 : 3);
     s.n_test = smoke ? 200 : 4000;
-    s.metrics = {"test_error", "centre_distance"};
+    s.metrics = {"test_error", "centre_distance", "routing_accuracy"};
     for (const auto& [label, k, ex] :
          std::vector<std::tuple<std::string, std::size_t, json>>{{"MoE k=4 linear", 4, linear},
                                                                  {"MoE k=4 ffn (2 tanh units)", 4, ffn(2)},
@@ -316,13 +337,13 @@ ScenarioStudy scenario_study(const std::string& name, const std::string& scale) 
   } else if (name == "expressive-power") {
     // (a) approximation error against k on a manifold of dimension m in R^D.
     s.data = {json{{"model", "manifold"}, {"m", 1}, {"D", 2}, {"noise", 0.05}, {"structure_seed", 3}},
-              json{{"model", "manifold"}, {"m", 1}, {"D", 10}, {"noise", 0.05}, {"structure_seed", 3}},
-              json{{"model", "manifold"}, {"m", 2}, {"D", 10}, {"noise", 0.05}, {"structure_seed", 3}},
+              json{{"model", "manifold"}, {"m", 1}, {"D", 8}, {"noise", 0.05}, {"structure_seed", 3}},
+              json{{"model", "manifold"}, {"m", 2}, {"D", 8}, {"noise", 0.05}, {"structure_seed", 3}},
               json{{"model", "product"}, {"E", 3}, {"noise", 0.05}, {"structure_seed", 9}}};
     const std::vector<std::size_t> ks = paper ? std::vector<std::size_t>{2, 3, 4, 6, 8, 12, 16}
                                       : smoke ? std::vector<std::size_t>{2} : std::vector<std::size_t>{2, 4, 8};
-    const std::size_t n_manifold = paper ? 20000 : (smoke ? 100 : 2000);
-    const std::vector<std::string> series = {"m=1 D=2", "m=1 D=10", "m=2 D=10"};
+    const std::size_t n_manifold = paper ? 20000 : (smoke ? 100 : 1500);
+    const std::vector<std::string> series = {"m=1 D=2", "m=1 D=8", "m=2 D=8"};
     for (std::size_t di = 0; di < (smoke ? 1u : 3u); ++di)
       for (std::size_t k : ks) {
         const std::string label = series[di] + " k=" + std::to_string(k);
@@ -330,7 +351,7 @@ ScenarioStudy scenario_study(const std::string& name, const std::string& scale) 
                               fit_options(k, linear, softmax, ModelKind::gaussian, starts, max_iter)});
       }
     // (b) E x E hierarchical gate against a flat gate with E^2 experts, product target.
-    s.n_grid = paper ? log_grid(500, 20000, 6) : smoke ? std::vector<std::size_t>{100} : std::vector<std::size_t>{500, 1000, 2000};
+    s.n_grid = paper ? log_grid(500, 20000, 6) : smoke ? std::vector<std::size_t>{100} : std::vector<std::size_t>{400, 800, 1600};
     s.settings.push_back({"flat softmax k=9", "flat softmax k=9", "product", "n", 3, {},
                           fit_options(9, linear, softmax, ModelKind::gaussian, starts, max_iter)});
     s.settings.push_back({"hierarchical 3x3", "hierarchical 3x3", "product", "n", 3, {},

@@ -13,8 +13,8 @@ for s in latent-clusters cluster-centres expressive-power; do
   ls "$T/$s"/*.png >/dev/null 2>&1 || fail "$s: no figure"
   head -1 "$T/$s/results.csv" | grep -q '^setting,n,rep,k,seed,.*,certified,ll_change,score_norm,flags,m\.' || fail "$s: columns"
 done
-head -1 "$T/latent-clusters/results.csv" | grep -q 'm.test_mse,m.cosine' || fail "latent-clusters metrics"
-head -1 "$T/cluster-centres/results.csv" | grep -q 'm.test_error,m.centre_distance' || fail "cluster-centres metrics"
+head -1 "$T/latent-clusters/results.csv" | grep -q 'm.test_mse,m.cosine,m.routing_accuracy' || fail "latent-clusters metrics"
+head -1 "$T/cluster-centres/results.csv" | grep -q 'm.test_error,m.centre_distance,m.routing_accuracy' || fail "cluster-centres metrics"
 grep -q 'hierarchical 3x3' "$T/expressive-power.txt" || fail "no hierarchical setting"
 python3 - "$T/latent-clusters/results.csv" "$T/cluster-centres/results.csv" <<'PY' || fail "metric values out of range"
 import csv, math, sys

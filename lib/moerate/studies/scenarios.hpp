@@ -21,8 +21,9 @@
 //                    gamma eps v_k' + N(0, sigma^2 I), y' = +-1, eps = +-1, k' != k,
 //                    alpha, gamma ~ U(0.5, 2), beta ~ U(1, 2); label y = (y' + 1) / 2.
 //   manifold         Wang and E 2025: t ~ U[0, 1]^m (m the manifold dimension),
-//                    x = Q phi(t) in R^D, phi(t) = (cos(pi t_i), sin(pi t_i))_i, Q a
-//                    fixed D x 2m matrix with orthonormal columns;
+//                    x = Q phi(t) in R^D, phi(t) = (cos(pi j t_u) / j, sin(pi j t_u) / j)
+//                    for u = 1..m, j = 1..D/(2m) (a curved embedding that no affine
+//                    subspace holds), Q a fixed D x D orthogonal matrix;
 //                    f(t) = sin(2 pi t_1) prod_{i>1} cos(pi t_i) + 1{t_1 > 0.6};
 //                    y = f + N(0, sigma^2).
 //   product          E^2 pieces in product structure on x ~ U[-1, 1]^2:
@@ -42,6 +43,9 @@
 //                   the matchings of experts to clusters, G the gate slopes beta1
 //                   centred over experts (softmax is invariant to a common shift),
 //                   C the true centres c_k centred likewise (nan for k = 1)
+//   routing_accuracy cluster models: the share of test points whose most weighted
+//                   expert is their cluster's, under the best matching of experts
+//                   to clusters (nan unless k = the number of clusters)
 //
 //   ScenarioStudy s = scenario_study("latent-clusters", "quick");
 //   run_scenario_study(s, "out/results.csv", SweepOptions{});
