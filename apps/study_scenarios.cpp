@@ -124,7 +124,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
         if (m == "cosine" || m == "routing_accuracy")  // tend to 1: their complements are the errors that decay
           for (auto& v : ser.data.loss) v = 1 - v;
         ser.fit = moerate::fit_rate(ser.data, ro);
-        std::cout << "  " << std::left << std::setw(28) << series << std::setw(17) << (m == "cosine" || m == "routing_accuracy" ? "1 - " + m : m)
+        std::cout << "  " << std::left << std::setw(28) << series << std::setw(22) << (m == "cosine" || m == "routing_accuracy" ? "1 - " + m : m)
                   << "vs " << x << ": ";
         if (ser.fit.fitted)
           std::cout << "e = " << fmt(ser.fit.exponent, 3) << " [" << fmt(ser.fit.ci_low, 3) << ", " << fmt(ser.fit.ci_high, 3)
@@ -145,7 +145,8 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
     if (panels[panel].empty()) continue;
     const std::string fig = dir + "/" + name + (panel_order.size() > 1 ? "-" + panel : "") + ".png";
     moerate::PlotOptions po;
-    po.title = name + " (" + scale + ", " + panel + "): replicates, medians with 10-90% bars, power-law fits";
+    po.title = name + " (" + scale + (panel_order.size() > 1 ? ", " + panel : std::string()) +
+               "): replicates, medians with 10-90% bars, power-law fits";
     po.x_label = panel_axis[panel] == "k" ? "number of experts k" : "sample size n";
     po.y_label = "metric";
     po.columns = std::min<int>(3, int(panels[panel].size()));
