@@ -28,6 +28,14 @@ for r in csv.DictReader(open(sys.argv[2])):
     d = float(r["m.centre_distance"])
     assert (r["k"] == "1") == math.isnan(d), r
 PY
+# Determinism: one thread gives the same rows as two (apart from wall times).
+"$M" study cluster-centres --scale smoke --out "$T/one" --bootstrap 50 --threads 1 --quiet >/dev/null 2>&1 || fail "threads 1"
+python3 - "$T/cluster-centres/results.csv" "$T/one/results.csv" <<'PY' || fail "results depend on the thread count"
+import csv, sys
+a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:3])
+for r in a + b: r.pop("seconds")
+assert a == b, (a, b)
+PY
 "$M" study latent-clusters --scale smoke --out "$T/latent-clusters" --bootstrap 50 --quiet >"$T/again.txt" 2>&1 || fail "rerun"
 grep -q '0 failed' "$T/again.txt" && grep -q 'resumed' "$T/again.txt" || fail "rerun did not resume"
 echo "scenarios_smoke: ok"
