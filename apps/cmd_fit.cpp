@@ -5,6 +5,7 @@
 #include "cli_common.hpp"
 #include "moerate/io/csv.hpp"
 #include "moerate/estimators/fit.hpp"
+#include "moerate/model/response.hpp"
 #include "moerate/estimators/inference.hpp"
 #include "moerate/io/files.hpp"
 
@@ -31,6 +32,7 @@ void add_fit_command(CLI::App& app) {
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
     double ridge = 0.0, variance_floor = 1e-6;
     std::string accelerate = "squarem";
+    std::string response = "gaussian";
     moerate::ParameterBounds bounds;
     std::uint64_t seed = 1;
     bool quiet = false;
@@ -41,6 +43,9 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Data CSV with a header")->required();
   cmd->add_option("--experts,-k", o->k, "Number of experts k")->required()->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--expert", o->expert, "Expert family: linear | ffn:ACT (ACT = sigmoid, tanh, gelu, relu) | see 'moerate list'")
+      ->capture_default_str();
+  cmd->add_option("--response", o->response,
+                  "Response distribution: gaussian (experts N(h, nu)) | bernoulli (y in {0, 1}, experts Bern(sigmoid(h)))")
       ->capture_default_str();
   cmd->add_option("--gating", o->gating, "Gating family (see 'moerate list')")->capture_default_str();
   cmd->add_option("--estimator", o->estimator, "Estimator: em | see 'moerate list'")->capture_default_str();
@@ -98,6 +103,9 @@ void add_fit_command(CLI::App& app) {
       throw moerate::cli::UsageError(e.what());
     }
     fo.estimator = o->estimator;
+    if (o->response != "gaussian" && o->response != "bernoulli")
+      throw moerate::cli::UsageError("--response: expected gaussian or bernoulli; got '" + o->response + "'");
+    fo.response = moerate::parse_model_kind(o->response);
     fo.n_starts = o->starts;
     fo.seed = o->seed;
     fo.threads = o->threads;
@@ -120,6 +128,7 @@ void add_fit_command(CLI::App& app) {
     if (!o->y.empty()) ro.y_column = o->y;
     if (!o->x.empty()) ro.x_columns = o->x;
     const auto D = moerate::read_csv(o->data, ro);
+    if (fo.response == moerate::ModelKind::bernoulli) moerate::check_binary_response(D.y, D.source, D.lines);
     if (D.n_obs() < o->k)
       throw std::runtime_error(o->data + ": k = " + std::to_string(o->k) + " experts need at least k observations; the file has n = " +
                                std::to_string(D.n_obs()));

@@ -5,6 +5,7 @@
 #include "cli_common.hpp"
 #include "moerate/io/csv.hpp"
 #include "moerate/model/model.hpp"
+#include "moerate/model/response.hpp"
 
 void add_loglik_command(CLI::App& app) {
   struct Opts {
@@ -31,11 +32,12 @@ void add_loglik_command(CLI::App& app) {
       throw std::runtime_error(o->data + ": the data have " + std::to_string(D.dim()) +
                                " covariates but the model " + o->model + " has dimension " +
                                std::to_string(m.dim()));
+    if (m.kind() == moerate::ModelKind::bernoulli) moerate::check_binary_response(D.y, D.source, D.lines);
     moerate::json j;
     j["n_obs"] = D.n_obs();
     const double mse = arma::mean(arma::square(D.y - m.regression_function(D.X)));
     j["mse"] = mse;
-    if (m.kind() == moerate::ModelKind::gaussian) {
+    if (m.kind() != moerate::ModelKind::regression) {
       const double ll = m.log_likelihood(D.X, D.y);
       j["log_likelihood"] = ll;
       j["mean_log_likelihood"] = ll / D.n_obs();
@@ -45,7 +47,7 @@ void add_loglik_command(CLI::App& app) {
       return;
     }
     std::cout << std::setprecision(10);
-    if (m.kind() == moerate::ModelKind::gaussian)
+    if (m.kind() != moerate::ModelKind::regression)
       std::cout << "log-likelihood " << j["log_likelihood"].get<double>() << " (mean "
                 << j["mean_log_likelihood"].get<double>() << ") over n = " << D.n_obs() << "\n";
     std::cout << "mean squared error of the regression function " << mse << "\n";

@@ -7,6 +7,7 @@
 #include "moerate/io/csv.hpp"
 #include "moerate/core/error.hpp"
 #include "moerate/model/model.hpp"
+#include "moerate/model/response.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/io/files.hpp"
 
@@ -51,7 +52,8 @@ void add_predict_command(CLI::App& app) {
       throw std::runtime_error(o->model + ": predictions on " + o->data +
                                " overflow a double (inf or NaN); the covariates are too far out for this model");
     arma::mat post;
-    if (D.has_y() && m.kind() == moerate::ModelKind::gaussian) post = m.responsibilities(D.X, D.y);
+    if (D.has_y() && m.kind() == moerate::ModelKind::bernoulli) moerate::check_binary_response(D.y, D.source, D.lines);
+    if (D.has_y() && m.kind() != moerate::ModelKind::regression) post = m.responsibilities(D.X, D.y);
     std::ostringstream out;
     for (const auto& nm : D.x_names) out << moerate::csv_field(nm) << ',';
     if (D.has_y()) out << moerate::csv_field(D.y_name) << ',';

@@ -15,6 +15,7 @@
 #include "moerate/plot/plot.hpp"
 #include "moerate/studies/rates.hpp"
 #include "moerate/studies/builtin_studies.hpp"
+#include "moerate/studies/scenarios.hpp"
 #include "moerate/studies/sweep.hpp"
 #include "moerate/studies/theory.hpp"
 #include "moerate/io/files.hpp"
@@ -31,6 +32,10 @@ std::string fmt(double v, int prec = 3) {
 
 }  // namespace
 
+// apps/study_scenarios.cpp: the scenario studies (experiments.md E).
+void run_scenario_study_command(const std::string& name, const std::string& scale, const std::string& out, int threads,
+                                int bootstrap, bool print_config, bool quiet);
+
 void add_study_command(CLI::App& app) {
   struct Opts {
     std::string name, scale = "quick", out;
@@ -40,7 +45,8 @@ void add_study_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("study", "Run a built-in convergence-rate study: results, rate table and figures");
   cmd->add_option("name", o->name,
-                  "softmax-linear-exact (A1) | softmax-linear-over (A2) | softmax-linear-over3 (A3) | linear-vs-ffn (B)")
+                  "softmax-linear-exact (A1) | softmax-linear-over (A2) | softmax-linear-over3 (A3) | linear-vs-ffn (B) | "
+                  "latent-clusters | cluster-centres | expressive-power (E)")
       ->required();
   cmd->add_option("--scale", o->scale,
                   "quick (minutes), medium (12-20 sizes in [1e2, 1e5]) or paper (200 sizes in [1e2, 1e5], 40 replications)")
@@ -55,6 +61,10 @@ void add_study_command(CLI::App& app) {
     namespace fs = std::filesystem;
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_range("--bootstrap", o->bootstrap, 0, 1000000);
+    if (moerate::is_scenario_study(o->name)) {
+      run_scenario_study_command(o->name, o->scale, o->out, o->threads, o->bootstrap, o->print_config, o->quiet);
+      return;
+    }
     json cfg;
     try {
       cfg = moerate::builtin_study_config(o->name, o->scale);

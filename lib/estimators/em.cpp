@@ -7,6 +7,7 @@
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 #include "moerate/estimators/certificate.hpp"
+#include "moerate/estimators/em_bernoulli.hpp"
 
 namespace moerate {
 
@@ -168,6 +169,7 @@ void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, cons
 
 EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EMOptions& opt) {
   opt.validate();
+  if (model.kind() == ModelKind::bernoulli) return run_em_bernoulli(model, X, y, opt);  // estimators/em_bernoulli
   if (model.kind() != ModelKind::gaussian)
     throw InvalidArgument("run_em: EM needs a Gaussian MoE (\"model\": \"gaussian\"); use --estimator lse");
   if (X.n_cols != y.n_elem) throw InvalidArgument("run_em: X and y have different numbers of observations");

@@ -15,6 +15,7 @@
 #include "moerate/core/error.hpp"
 #include "moerate/estimators/lse.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/model/response.hpp"
 
 namespace moerate {
 
@@ -54,6 +55,10 @@ void FitOptions::validate() const {
   if (!estimator_registry().count(estimator))
     throw InvalidArgument("fit: unknown estimator '" + estimator + "'");
   if (threads < 0) fail("fit", "threads", "must be >= 0", threads);
+  if (response == ModelKind::regression)
+    throw InvalidArgument("fit: response must be gaussian or bernoulli (the regression model is --estimator lse)");
+  if (response == ModelKind::bernoulli && estimator != "em")
+    throw InvalidArgument("fit: Bernoulli experts are fitted by EM only (--estimator em); got '" + estimator + "'");
   em.validate();
 }
 
@@ -126,6 +131,11 @@ GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& 
   arma::mat eta(family->n_params(), k);
   arma::vec nu(k);
   const double var_y = y.n_elem > 1 ? std::max(arma::var(y), 1e-12) : 1.0;
+  if (opt.response == ModelKind::bernoulli) {  // model/response.hpp: logistic fits, no variances
+    for (std::size_t j = 0; j < k; ++j) eta.col(j) = logistic_initial(*family, X, y, R.row(j) + 1e-8, rng);
+    gating->init_from_responsibilities(X, R);
+    return GaussianMoE(std::move(gating), family, eta, arma::vec(k, arma::fill::ones), ModelKind::bernoulli);
+  }
   for (std::size_t j = 0; j < k; ++j) {
     arma::rowvec w = R.row(j) + 1e-8;
     eta.col(j) = family->initial(X, y, w, rng);
@@ -218,6 +228,9 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
                           const GaussianMoE* truth) {
   GaussianMoE m = start_model(X, y, opt, rng, truth);
+  if ((opt.response == ModelKind::bernoulli) != (m.kind() == ModelKind::bernoulli))
+    throw InvalidArgument("init: the start is a " + model_kind_name(m.kind()) + " model but the fit's response is " +
+                          model_kind_name(opt.response));
   // Least squares works on the regression model (models.md 5.3): same gating
   // and eta, noise_variance = RSS/n.
   if (opt.estimator == "lse") return as_regression_model(m, X, y);
@@ -301,7 +314,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
       starts[s].index = s;
       starts[s].init = opt.init.label();
       starts[s].objective_initial =
-          m->kind() == ModelKind::gaussian ? m->log_likelihood(X, y)
+          m->kind() != ModelKind::regression ? m->log_likelihood(X, y)
                                            : -arma::accu(arma::square(y - m->regression_function(X)));
       runs[s] = est.run(*m, X, y, opt);
       starts[s].objective = runs[s].objective;
@@ -342,7 +355,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   r.rss = arma::accu(arma::square(y - m.regression_function(X)));
   r.n_params = m.flat_params().n_elem;
   const double n = static_cast<double>(X.n_cols);
-  if (m.kind() == ModelKind::gaussian) {
+  if (m.kind() != ModelKind::regression) {
     r.log_likelihood = m.log_likelihood(X, y);
   } else {
     r.log_likelihood = -0.5 * n * (std::log(2 * M_PI * r.rss / n) + 1);  // profile Gaussian likelihood

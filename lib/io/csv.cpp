@@ -150,6 +150,13 @@ public:
                        "row has " + std::to_string(row.size()) + " fields but the header has " +
                            std::to_string(header_.size()));
     if (n_ == D_.X.n_cols) grow();
+    // File lines are kept only once one differs from the default i + 2 (a
+    // header on line 1, one row per line), so a plain file costs no memory.
+    if (D_.lines.empty() && line != n_ + 2) {
+      D_.lines.reserve(n_ + 1);
+      for (std::size_t i = 0; i < n_; ++i) D_.lines.push_back(i + 2);
+    }
+    if (!D_.lines.empty() || line != n_ + 2) D_.lines.push_back(line);
     for (std::size_t u = 0; u < xcols_.size(); ++u) D_.X(u, n_) = number(row, xcols_[u], line);
     if (ycol_ >= 0) D_.y[n_] = number(row, static_cast<std::size_t>(ycol_), line);
     ++n_;
@@ -160,6 +167,7 @@ public:
     if (n_ == 0) throw InputError(path_, header_line_, 0, "no data rows after the header");
     if (n_ < D_.X.n_cols) {
       D_.X.resize(D_.X.n_rows, n_);
+      if (!D_.lines.empty()) D_.lines.resize(n_);
       if (ycol_ >= 0) D_.y.resize(n_);
     }
     return std::move(D_);

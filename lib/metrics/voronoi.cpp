@@ -105,7 +105,10 @@ Setup make_setup(const GaussianMoE& truth, const GaussianMoE& fit) {
   if (gf.find("hier") != std::string::npos)
     s.notes.push_back("hierarchical gating: losses on flat atoms (each expert's within-group gate); "
                       "nested cells not implemented, so a relabelled copy need not give 0");
-  if (!s.has_nu && !strong)
+  if (truth.kind() == ModelKind::bernoulli)
+    s.notes.push_back("Bernoulli experts: no variance term; a Bernoulli MoE is identified only through "
+                      "P(y = 1 | x), so this loss is descriptive, with no rate from the theory");
+  else if (!s.has_nu && !strong)
     s.notes.push_back("regression model with experts that are not strongly identifiable: theory "
                       "gives no polynomial rate (models.md section 7); rbar exponents used, nu dropped");
 

@@ -11,8 +11,25 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/model/response.hpp"
 
 namespace moerate {
+
+std::string model_kind_name(ModelKind k) {
+  switch (k) {
+    case ModelKind::gaussian: return "gaussian";
+    case ModelKind::regression: return "regression";
+    case ModelKind::bernoulli: return "bernoulli";
+  }
+  return "?";
+}
+
+ModelKind parse_model_kind(const std::string& text) {
+  if (text == "gaussian") return ModelKind::gaussian;
+  if (text == "regression") return ModelKind::regression;
+  if (text == "bernoulli") return ModelKind::bernoulli;
+  throw InvalidArgument("response: expected gaussian, regression or bernoulli; got '" + text + "'");
+}
 
 GaussianMoE::GaussianMoE(std::unique_ptr<Gating> gating, std::shared_ptr<const ExpertFamily> experts,
                          arma::mat eta, arma::vec nu, ModelKind kind)
@@ -71,6 +88,10 @@ arma::mat GaussianMoE::expert_means(const arma::mat& X) const {
 arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) const {
   arma::mat L = gating_->log_weights(X);
   const arma::mat H = expert_means(X);
+  if (kind_ == ModelKind::bernoulli) {
+    for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += bernoulli_log_pmf(y, H.row(j));
+    return L;
+  }
   for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += log_normal_pdf(y, H.row(j), nu_[j]);
   return L;
 }
@@ -91,11 +112,20 @@ arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& 
 
 arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
   const arma::mat P = arma::exp(gating_->log_weights(X));
+  if (kind_ == ModelKind::bernoulli) {
+    arma::mat S = expert_means(X);
+    for (std::size_t j = 0; j < S.n_rows; ++j) S.row(j) = sigmoid(S.row(j));
+    return arma::sum(P % S, 0);
+  }
   return arma::sum(P % expert_means(X), 0);
 }
 
 arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
   if (kind_ == ModelKind::regression) return arma::rowvec(X.n_cols, arma::fill::value(noise_variance_));
+  if (kind_ == ModelKind::bernoulli) {
+    const arma::rowvec p = regression_function(X);
+    return p % (1 - p);
+  }
   const arma::mat P = arma::exp(gating_->log_weights(X));
   const arma::mat H = expert_means(X);
   const arma::rowvec m = arma::sum(P % H, 0);
@@ -108,7 +138,11 @@ arma::mat GaussianMoE::predictive_quantiles(const arma::mat& X, const std::vecto
   for (double p : probs)
     if (!(p > 0 && p < 1)) fail("predictive_quantiles", "each probability", "must lie in (0, 1)", p);
   arma::mat Q(probs.size(), X.n_cols);
-  if (kind_ == ModelKind::gaussian) {
+  if (kind_ == ModelKind::bernoulli) {  // the q-quantile of Bern(p) is 1 exactly when q > 1 - p
+    const arma::rowvec p = regression_function(X);
+    for (std::size_t i = 0; i < X.n_cols; ++i)
+      for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = probs[q] > 1 - p[i] ? 1.0 : 0.0;
+  } else if (kind_ == ModelKind::gaussian) {
     const arma::mat P = arma::exp(gating_->log_weights(X));
     const arma::mat H = expert_means(X);
     for (std::size_t i = 0; i < X.n_cols; ++i)
@@ -134,6 +168,13 @@ arma::rowvec GaussianMoE::simulate(const arma::mat& X, Rng& rng) const {
   }
   const arma::mat L = gating_->log_weights(X);
   const arma::mat H = expert_means(X);
+  if (kind_ == ModelKind::bernoulli) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t j = rng.categorical_log(L.col(i));
+      y[i] = std::log(rng.uniform()) < log_sigmoid(H(j, i)) ? 1.0 : 0.0;
+    }
+    return y;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t j = rng.categorical_log(L.col(i));
     y[i] = H(j, i) + std::sqrt(nu_[j]) * rng.normal();
@@ -144,7 +185,7 @@ arma::rowvec GaussianMoE::simulate(const arma::mat& X, Rng& rng) const {
 arma::vec GaussianMoE::flat_params() const {
   const arma::vec g = gating_->params();
   const arma::vec e = arma::vectorise(eta_);
-  if (kind_ == ModelKind::regression) return arma::join_cols(g, e);
+  if (kind_ != ModelKind::gaussian) return arma::join_cols(g, e);
   return arma::join_cols(g, e, arma::log(nu_));
 }
 
@@ -194,7 +235,7 @@ void GaussianMoE::permute(const std::vector<std::size_t>& order) {
 
 json GaussianMoE::to_json() const {
   json j;
-  j["model"] = kind_ == ModelKind::gaussian ? "gaussian" : "regression";
+  j["model"] = model_kind_name(kind_);
   j["gating"] = gating_->family_json();
   j["expert_family"] = experts_->family_json();
   json ex = json::array();
@@ -221,7 +262,8 @@ GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
       const std::string m = j["model"].is_string() ? j["model"].get<std::string>() : "";
       if (m == "gaussian") kind = ModelKind::gaussian;
       else if (m == "regression") kind = ModelKind::regression;
-      else throw err("\"model\" must be \"gaussian\" or \"regression\"; got " + j["model"].dump());
+      else if (m == "bernoulli") kind = ModelKind::bernoulli;
+      else throw err("\"model\" must be \"gaussian\", \"regression\" or \"bernoulli\"; got " + j["model"].dump());
     }
     for (const char* key : {"gating", "expert_family", "experts"})
       if (!j.contains(key)) throw err(std::string("missing required key \"") + key + "\"");
@@ -238,7 +280,7 @@ GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
     if (d == 0) throw err("experts[0]: cannot tell the covariate dimension (no gate beta1/w array)");
     auto gating = make_gating(j["gating"], k, d);
     auto family = make_expert_family(j["expert_family"], d);
-    if (kind == ModelKind::gaussian && gating->regression_only())
+    if (kind != ModelKind::regression && gating->regression_only())
       throw err("gating '" + gating->family() + "' is only allowed in the regression model (\"model\": \"regression\")");
     if (j.contains("gating_state")) gating->set_extra_json(j["gating_state"], "gating_state");
     arma::mat eta(family->n_params(), k);

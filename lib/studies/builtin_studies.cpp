@@ -102,7 +102,8 @@ json builtin_study_config(const std::string& name, const std::string& scale) {
   } else {
     throw InvalidArgument("unknown study '" + name +
                           "'; built-in studies: softmax-linear-exact (A1), softmax-linear-over (A2), "
-                          "softmax-linear-over3 (A3), linear-vs-ffn (B)");
+                          "softmax-linear-over3 (A3), linear-vs-ffn (B); scenario studies (experiments.md E): "
+                          "latent-clusters, cluster-centres, expressive-power");
   }
   return s;
 }

@@ -209,6 +209,7 @@ Study Study::from_json(const json& j, const std::string& source_name) {
       st.fit.expert = family("expert", truth.experts().family_json());
       st.fit.gating = family("gating", truth.gating().family_json());
       st.fit.estimator = get_or<std::string>(f, "estimator", "em", where);
+      if (truth.kind() == ModelKind::bernoulli) st.fit.response = ModelKind::bernoulli;  // the truth's response
       st.fit.init = InitSpec::parse(get_or<std::string>(f, "init", "kmeans", where) == "near-truth"
                                         ? std::string("near-truth")
                                         : get_or<std::string>(f, "init", "kmeans", where));

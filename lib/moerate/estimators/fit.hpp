@@ -51,6 +51,7 @@ struct FitOptions {
   json gating = json{{"family", "softmax"}};
   json expert = json{{"family", "linear"}};
   std::string estimator = "em";           // em | mle | lse (see estimator registry)
+  ModelKind response = ModelKind::gaussian;  // gaussian | bernoulli (y in {0, 1}; em only)
   int n_starts = 10;                      // restarts; the best objective is kept
   InitSpec init{};
   std::uint64_t seed = 1;

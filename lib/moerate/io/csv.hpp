@@ -24,6 +24,8 @@ struct Dataset {
   std::vector<std::string> x_names;   // d names
   std::string y_name;                 // "" when absent
   std::string source;                 // file name, for messages
+  std::vector<std::size_t> lines;     // file line of each observation (for messages); empty when
+                                      // observation i is on line i + 2 (the usual case)
   std::size_t n_obs() const { return X.n_cols; }
   std::size_t dim() const { return X.n_rows; }
   bool has_y() const { return !y_name.empty(); }

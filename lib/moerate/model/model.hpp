@@ -5,6 +5,9 @@
 // Regression model (section 5.3), kind "regression":
 //     Y = f_G(X) + e,  f_G(x) = sum_i pi_i(x) h(x; eta_i),  e ~ N(0, noise_variance);
 //     nu is unused there (noise_variance is used only to simulate).
+// Bernoulli MoE (model/response.hpp), kind "bernoulli", y in {0, 1}:
+//     p_G(y | x) = sum_i pi_i(x) Bern(y; sigmoid(h(x; eta_i))),  no variance;
+//     regression_function is then P(y = 1 | x) and expert_means are logits.
 //
 // Parameters: gating (its own flat vector), eta (q x k, one column per
 // expert), nu (k). The flat vector of the whole model, used by the direct
@@ -30,7 +33,10 @@
 
 namespace moerate {
 
-enum class ModelKind { gaussian, regression };
+enum class ModelKind { gaussian, regression, bernoulli };
+/// "gaussian" | "regression" | "bernoulli" (the \"model\" key of a model file).
+std::string model_kind_name(ModelKind k);
+ModelKind parse_model_kind(const std::string& text);  // InvalidArgument otherwise
 
 /// One atom of the mixing measure G = sum_i exp(beta0_i) delta_(beta1_i, eta_i, nu_i).
 struct Atom {
@@ -71,9 +77,10 @@ public:
   arma::mat log_weights(const arma::mat& X) const { return gating_->log_weights(X); }
   /// k x n expert means h(x_i; eta_j).
   arma::mat expert_means(const arma::mat& X) const;
-  /// k x n log pi_j(x_i) + log N(y_i; h_ij, nu_j)  (gaussian kind).
+  /// k x n log pi_j(x_i) + log N(y_i; h_ij, nu_j)  (gaussian kind);
+  /// log pi_j(x_i) + log Bern(y_i; sigmoid(h_ij))   (bernoulli kind).
   arma::mat log_joint(const arma::mat& X, const arma::rowvec& y) const;
-  /// Per-observation log p(y_i | x_i) (gaussian kind).
+  /// Per-observation log p(y_i | x_i) (gaussian and bernoulli kinds).
   arma::rowvec log_likelihood_obs(const arma::mat& X, const arma::rowvec& y) const;
   double log_likelihood(const arma::mat& X, const arma::rowvec& y) const;
   /// Posterior expert probabilities, k x n (columns sum to one).
