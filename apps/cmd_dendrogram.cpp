@@ -15,6 +15,7 @@ void add_dendrogram_command(CLI::App& app) {
     std::string fit, data, out, plot, y;
     std::vector<std::string> x;
     double omega = 0, power = 2;
+    std::string weights = "mass";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("dendrogram", "Dendrogram of mixing measures of an over-fitted fit; choose k from it");
@@ -24,6 +25,10 @@ void add_dendrogram_command(CLI::App& app) {
   cmd->add_option("--plot", o->plot, "Also draw the dendrogram (.png, .svg or .pdf)");
   cmd->add_option("--omega", o->omega, "Weight of the mean log-likelihood in the criterion (0 = log n)")->capture_default_str();
   cmd->add_option("--power", o->power, "r of the merge dissimilarity p_i p_j/(p_i+p_j) |theta_i - theta_j|^r")
+      ->capture_default_str();
+  cmd->add_option("--weights", o->weights,
+                  "Atom weights: mass (gate mass on the data; theta = expert parameters and variance) | beta0 (exp(beta0), "
+                  "theta with the gate slope: the papers', for bounded gates)")
       ->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default: the fit's, else y)");
   cmd->add_option("--x", o->x, "Covariate columns (default: the fit's, else all others)")->delimiter(',');
@@ -40,6 +45,8 @@ void add_dendrogram_command(CLI::App& app) {
     }
     moerate::cli::check_range("--omega", o->omega, 0, 1e12);
     moerate::cli::check_range("--power", o->power, 1e-3, 100);
+    if (o->weights != "mass" && o->weights != "beta0")
+      throw moerate::cli::UsageError("--weights: expected mass or beta0; got '" + o->weights + "'");
     const auto j_fit = moerate::read_json_file(o->fit);
     const auto m = moerate::GaussianMoE::from_json(j_fit, o->fit);
     if (m.gating().family() != "softmax")
@@ -54,6 +61,7 @@ void add_dendrogram_command(CLI::App& app) {
     moerate::DendrogramOptions opt;
     opt.omega = o->omega;
     opt.power = o->power;
+    opt.weights = o->weights;
     const auto d = moerate::build_dendrogram(m, D.X, D.y, opt);
     moerate::json j = d.to_json();
     j["dendrogram"] = {{"fit", o->fit}, {"data", o->data}, {"x_columns", D.x_names}, {"y_column", D.y_name}};
@@ -65,7 +73,7 @@ void add_dendrogram_command(CLI::App& app) {
     moerate::write_json_file(o->out, j);
     std::cout << std::setprecision(6);
     std::cout << "dendrogram of " << o->fit << " (k = " << m.n_experts() << ") on " << o->data << ": n = " << D.n_obs()
-              << ", omega = " << d.omega << "\n";
+              << ", omega = " << d.omega << ", weights " << d.weights << "\n";
     std::cout << "   k  merge height  mean log-lik           DSC  merged next\n";
     for (std::size_t i = 0; i < d.levels.size(); ++i) {
       const auto& lev = d.levels[i];

@@ -614,7 +614,8 @@ void plot_selection(const SelectionResult& s, const std::string& out_path, const
     g << "plot ";
     for (std::size_t c = 0; c < 3; ++c) {
       const auto& p = s.picks.size() > c ? s.picks[c] : CriterionPick{};
-      const std::string label = names[c] + (p.k ? " (pick k = " + std::to_string(p.k) + ")" : " (no pick)");
+      std::string label = names[c];
+      label += p.k ? std::string(" (pick k = ") + std::to_string(p.k) + ")" : std::string(" (no pick)");
       g << (c ? ", " : "") << "$crit using 1:" << 2 + 2 * c << " with linespoints lw 2 pt 7 ps 1.2 lc rgb \""
         << palette[c] << "\" title " << quote(label);
     }
@@ -703,7 +704,7 @@ void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const Plo
     g << "plot $seg using 1:2 with lines lw 2 lc rgb \"" << palette[0] << "\" title \"merges\"";
     if (std::isfinite(cut))
       g << ", " << num(cut) << " with lines dt 2 lw 2 lc rgb \"" << palette[1] << "\" title "
-        << quote("cut: k = " + std::to_string(d.chosen_k) + " (DSC)");
+        << quote(std::string("cut: k = ") + std::to_string(d.chosen_k) + " (DSC)");
     g << "\nunset logscale y\nset autoscale y\nset xtics 1\nset xrange [0.5:" << num(K + 0.5) << "]\n";
     g << "set xlabel " << quote("number of atoms k (level of the dendrogram)") << "\n";
     g << "set ylabel " << quote("mean log-likelihood") << "\nset y2label " << quote("DSC = h(k) + w lbar(k)")

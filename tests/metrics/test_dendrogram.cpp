@@ -32,7 +32,12 @@ TEST_CASE("merge dissimilarity: p_i p_j / (p_i + p_j) |theta_i - theta_j|^r by h
   CHECK(merge_dissimilarity(0.2, a, 0.3, b) == Approx(0.2 * 0.3 / 0.5 * 25).epsilon(1e-14));
   CHECK(merge_dissimilarity(0.2, a, 0.3, b, 1.0) == Approx(0.12 * 5).epsilon(1e-14));
   CHECK(merge_dissimilarity(0.5, a, 0.5, a) == 0.0);
-  CHECK_THROWS_AS(merge_dissimilarity(0.0, a, 0.3, b), InvalidArgument);
+  CHECK(merge_dissimilarity(0.0, a, 0.3, b) == 0.0);
+  CHECK_THROWS_AS(merge_dissimilarity(-0.1, a, 0.3, b), InvalidArgument);
+  // Weights that underflow a double: log form, p_i p_j / (p_i + p_j) ~ p_i when p_i << p_j.
+  CHECK(log_merge_dissimilarity_weights(-700.0, a, 0.0, b) == Approx(std::exp(-700.0) * 25).epsilon(1e-12));
+  CHECK(log_merge_dissimilarity_weights(-700.0, a, std::log(0.5), b) ==
+        Approx(std::exp(-700.0 + std::log(0.5) - std::log(0.5 + std::exp(-700.0))) * 25).epsilon(1e-12));
 }
 
 TEST_CASE("atoms: normalised weights and (beta1, eta, nu) columns") {
@@ -77,6 +82,7 @@ TEST_CASE("dendrogram of a split truth: the duplicate merges first at height 0 a
   const Sim s = simulate(experiment_a(), 2000, 3);
   const Dendrogram d = build_dendrogram(split, s.X, s.y);
   REQUIRE(d.levels.size() == 3);
+  CHECK(d.weights == "mass");
   REQUIRE(d.merges.size() == 2);
   CHECK(d.merges[0].height == 0.0);
   CHECK(d.merges[0].leaves == std::vector<std::size_t>{1, 2});
@@ -105,4 +111,36 @@ TEST_CASE("dendrogram: only softmax-gated Gaussian MoE") {
   DendrogramOptions bad;
   bad.power = 0;
   CHECK_THROWS_AS(build_dendrogram(experiment_a(), s.X, s.y, bad), InvalidArgument);
+}
+
+TEST_CASE("gate masses: exp(beta0) weights when the gates do not depend on x; merged masses add up") {
+  json j = json::parse(kExperimentA);
+  j["experts"][0]["gate"]["beta1"] = {0.0};
+  j["experts"][0]["gate"]["beta0"] = std::log(0.25 / 0.75);
+  const GaussianMoE flat = GaussianMoE::from_json(j, "flat gates");
+  const Sim s = simulate(flat, 200, 8);
+  const arma::vec lm = atom_log_masses(flat, s.X);
+  CHECK(std::exp(lm[0]) == Approx(0.25).epsilon(1e-12));
+  CHECK(std::exp(lm[1]) == Approx(0.75).epsilon(1e-12));
+  // Merging with the data: the merged atom carries the summed mass (the projected
+  // gate reproduces pi_1 + pi_2 here, the merged gate being representable, up to the
+  // gate fit's ridge of 1e-6 and its stopping rule).
+  const GaussianMoE split = experiment_a_split();
+  const Sim t = simulate(experiment_a(), 400, 9);
+  const arma::vec before = arma::exp(atom_log_masses(split, t.X));
+  const GaussianMoE merged = merge_experts(split, 1, 2, &t.X);
+  const arma::vec after = arma::exp(atom_log_masses(merged, t.X));
+  CHECK(after[1] == Approx(before[1] + before[2]).epsilon(1e-5));
+  CHECK(merged.log_likelihood(t.X, t.y) == Approx(split.log_likelihood(t.X, t.y)).epsilon(1e-5));
+}
+
+TEST_CASE("dendrogram with the papers' exp(beta0) weights on the split truth also chooses k = 2") {
+  const Sim s = simulate(experiment_a(), 2000, 3);
+  DendrogramOptions o;
+  o.weights = "beta0";
+  const Dendrogram d = build_dendrogram(experiment_a_split(), s.X, s.y, o);
+  CHECK(d.merges[0].height == 0.0);
+  CHECK(d.chosen_k == 2);
+  o.weights = "other";
+  CHECK_THROWS_AS(build_dendrogram(experiment_a_split(), s.X, s.y, o), InvalidArgument);
 }
