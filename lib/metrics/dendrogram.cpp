@@ -178,6 +178,7 @@ Dendrogram build_dendrogram(const GaussianMoE& m, const arma::mat& X, const arma
       else
         lp = atom_log_weights(cur);
       const arma::mat T = atom_parameters(cur, !mass);
+      if (k == K) d.leaf_weights = arma::conv_to<std::vector<double>>::from(arma::exp(lp));
       double best = std::numeric_limits<double>::infinity();
       std::size_t bi = 0, bj = 1;
       for (std::size_t i = 0; i < k; ++i)
@@ -230,6 +231,7 @@ json Dendrogram::to_json() const {
                            : "p_i p_j / (p_i + p_j) * |theta_i - theta_j|^r, p = exp(beta0) normalised, theta = (beta1, eta, nu)";
   j["criterion"] = "argmax_k h(k) + omega * mean log-likelihood(k)";
   j["chosen_k"] = chosen_k;
+  j["leaf_weights"] = leaf_weights;
   j["merges"] = json::array();
   for (const auto& mg : merges)
     j["merges"].push_back(

@@ -661,7 +661,7 @@ void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const Plo
   if (d.merges.empty()) order.push_back(0);
   else visit(d.merges.back().node);
   for (std::size_t i = 0; i < order.size(); ++i) x[order[i]] = double(i + 1);
-  const arma::vec w = atom_weights(d.levels.front().model);
+  const std::vector<double>& w = d.leaf_weights;
   std::ostringstream seg;
   for (const auto& m : d.merges) {
     const double h = std::max({m.height, y[m.a], y[m.b], leaf_y});
@@ -689,7 +689,7 @@ void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const Plo
     g << "$lev << EOD\n";
     for (const auto& lev : d.levels) g << lev.k << ' ' << num(lev.mean_log_likelihood) << ' ' << num(lev.dsc) << '\n';
     g << "EOD\n";
-    g << "set multiplot layout 2,1 margins 0.12,0.95,0.08,0.92 spacing 0,0.1";
+    g << "set multiplot layout 2,1 margins 0.12,0.86,0.08,0.92 spacing 0,0.1";
     if (!opt.title.empty()) g << " title " << quote(opt.title) << " font \"," << font_size + 2 << "\"";
     g << "\n";
     g << "set grid lc rgb \"#dddddd\"\nset border 3\nset tics nomirror\n";
@@ -697,10 +697,10 @@ void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const Plo
     g << "set xrange [0.5:" << num(K + 0.5) << "]\nset xtics (";
     for (std::size_t i = 0; i < order.size(); ++i) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "atom %zu\\n(p = %.3f)", order[i] + 1, w[order[i]]);
+      std::snprintf(buf, sizeof buf, "atom %zu\\n(p = %.3g)", order[i] + 1, order[i] < w.size() ? w[order[i]] : NAN);
       g << (i ? ", " : "") << "\"" << buf << "\" " << i + 1;
     }
-    g << ")\nset ylabel " << quote("merge height") << "\nset key top left\n";
+    g << ")\nset ylabel " << quote("merge height") << "\nset key top left opaque box\n";
     g << "plot $seg using 1:2 with lines lw 2 lc rgb \"" << palette[0] << "\" title \"merges\"";
     if (std::isfinite(cut))
       g << ", " << num(cut) << " with lines dt 2 lw 2 lc rgb \"" << palette[1] << "\" title "
@@ -708,7 +708,7 @@ void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const Plo
     g << "\nunset logscale y\nset autoscale y\nset xtics 1\nset xrange [0.5:" << num(K + 0.5) << "]\n";
     g << "set xlabel " << quote("number of atoms k (level of the dendrogram)") << "\n";
     g << "set ylabel " << quote("mean log-likelihood") << "\nset y2label " << quote("DSC = h(k) + w lbar(k)")
-      << "\nset y2tics\nset key top left\n";
+      << "\nset y2tics\nset key bottom right opaque box\n";
     g << "plot $lev using 1:2 with linespoints lw 2 pt 7 lc rgb \"" << palette[2]
       << "\" title \"mean log-likelihood\", $lev using 1:3 axes x1y2 with linespoints lw 2 pt 5 lc rgb \"" << palette[3]
       << "\" title \"DSC (argmax = k)\"\n";

@@ -86,6 +86,7 @@ struct Dendrogram {
   std::size_t chosen_k = 0;
   double omega = 0, power = 2;
   std::string weights;
+  std::vector<double> leaf_weights;     // p of the fitted atoms (the chosen weights)
   std::size_t n_obs = 0;
   json to_json() const;
 };
