@@ -113,6 +113,13 @@ void add_select_command(CLI::App& app) {
                                      " observations and every expert needs at least one");
     const auto s = moerate::select_experts(D.X, D.y, so);
     moerate::json j = s.to_json();
+    // Each row's model is a model file that predict, loglik, plot-fit and dendrogram read by column name.
+    for (auto& row : j["rows"]) {
+      row["model"]["fit"]["data"] = o->data;
+      row["model"]["fit"]["seed"] = o->seed;
+      row["model"]["fit"]["x_columns"] = D.x_names;
+      row["model"]["fit"]["y_column"] = D.y_name;
+    }
     j["select"] = {{"data", o->data},        {"experts", o->experts}, {"seed", o->seed},
                    {"starts", o->starts},    {"x_columns", D.x_names}, {"y_column", D.y_name},
                    {"expert", fo.expert},     {"gating", fo.gating},   {"tiny_variance", o->tiny_variance},

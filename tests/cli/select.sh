@@ -36,6 +36,18 @@ assert a["rows"][1]["log_likelihood"] == b["rows"][0]["log_likelihood"]
 assert a["rows"][1]["log_likelihood"] == f["log_likelihood"]
 PY
 
+# Each row's model is a model file: loglik on the data gives the row's log-likelihood.
+python3 -c "import json,sys; json.dump(json.load(open(sys.argv[1]))['rows'][1]['model'], open(sys.argv[2], 'w'))" \
+  "$T/sel.json" "$T/row2.json" || fail "row model"
+"$M" loglik --model "$T/row2.json" --data data/tone.csv --json >"$T/row2.txt" || fail "loglik of a row model"
+python3 - "$T/sel.json" "$T/row2.txt" <<'PY' || fail "row model log-likelihood"
+import json, sys
+r = json.load(open(sys.argv[1]))["rows"][1]
+l = json.loads(open(sys.argv[2]).read())["log_likelihood"]
+assert abs(l - r["log_likelihood"]) < 1e-9 * abs(l), (l, r["log_likelihood"])
+assert r["model"]["fit"]["x_columns"] == ["x"]
+PY
+
 # dendrogram of an over-fitted fit (k = 4) on data from experiment A.
 "$M" simulate --model data/experiment-a.json --n 600 --seed 4 --out "$T/a.csv" >/dev/null || fail "simulate"
 "$M" fit --data "$T/a.csv" --experts 4 --starts 2 --seed 1 --quiet --out "$T/f4.json" >/dev/null || fail "fit k=4"
