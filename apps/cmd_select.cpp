@@ -1,6 +1,7 @@
 // moerate select: fit every k of a range, tabulate log-likelihood, parameters,
 // AIC, BIC, ICL and degenerate flags, and pick k by each criterion.
 #include <iostream>
+#include <tuple>
 
 #include "cli_common.hpp"
 #include "moerate/core/error.hpp"
