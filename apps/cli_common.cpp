@@ -1,5 +1,8 @@
 #include "cli_common.hpp"
 
+#include "moerate/core/error.hpp"
+#include "moerate/io/csv.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -79,3 +82,48 @@ CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::stri
 }
 
 }  // namespace moerate::cli
+
+namespace moerate::cli {
+
+Dataset read_data_for_model(const json_t& model_file, const std::string& model_path, const std::string& data_path,
+                            const std::vector<std::string>& x, const std::string& y, bool require_y) {
+  CsvReadOptions ro;
+  ro.require_y = require_y;
+  std::string recorded;
+  const json_t* fit = model_file.is_object() && model_file.contains("fit") && model_file["fit"].is_object()
+                          ? &model_file["fit"]
+                          : nullptr;
+  if (!x.empty()) {
+    ro.x_columns = x;
+  } else if (fit && fit->contains("x_columns") && (*fit)["x_columns"].is_array()) {
+    std::vector<std::string> cols;
+    for (const auto& c : (*fit)["x_columns"]) {
+      if (!c.is_string()) throw std::runtime_error(model_path + ": fit.x_columns must be an array of column names");
+      cols.push_back(c.get<std::string>());
+      recorded += (recorded.empty() ? "" : ",") + cols.back();
+    }
+    ro.x_columns = cols;
+  }
+  if (!y.empty()) {
+    ro.y_column = y;
+  } else if (fit && fit->contains("y_column") && (*fit)["y_column"].is_string() &&
+             !(*fit)["y_column"].get<std::string>().empty()) {
+    const std::string yc = (*fit)["y_column"].get<std::string>();
+    if (require_y) ro.y_column = yc;
+    else {
+      // predict: the response is optional; use the recorded name only if the file has it.
+      const auto t = read_csv_table(data_path);
+      if (t.has_column(yc)) ro.y_column = yc;
+    }
+  }
+  try {
+    return read_csv(data_path, ro);
+  } catch (const InputError& e) {
+    if (recorded.empty()) throw;
+    throw std::runtime_error(std::string(e.what()) + " (" + model_path + " was fitted with the columns " + recorded +
+                     "; give --x to read others)");
+  }
+}
+
+}  // namespace moerate::cli
+

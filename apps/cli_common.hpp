@@ -17,7 +17,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace moerate::cli {
+
+using json_t = nlohmann::json;
 
 /// Bad flags or flag combinations: exit code 2.
 class UsageError : public std::runtime_error {
@@ -67,3 +71,20 @@ void print_truth_findings(std::ostream& os, const GaussianMoE& truth, const std:
                           const std::string& design, const std::string& prefix);
 
 }  // namespace moerate::cli
+
+namespace moerate {
+struct Dataset;
+}
+
+namespace moerate::cli {
+
+/// Read the data of a model: the covariate and response columns are --x and
+/// --y when given, else the ones the model file records ("fit": "x_columns",
+/// "y_column", written by fit and select), else the defaults (y, all others).
+/// A recorded column missing from the data is an error naming the column, the
+/// model file and how to override it.
+Dataset read_data_for_model(const json_t& model_file, const std::string& model_path, const std::string& data_path,
+                            const std::vector<std::string>& x, const std::string& y, bool require_y);
+
+}  // namespace moerate::cli
+

@@ -25,7 +25,7 @@ void print_model(std::ostream& os, const moerate::GaussianMoE& m) {
 
 void add_fit_command(CLI::App& app) {
   struct Opts {
-    std::string data, out, y, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
+    std::string data, out, y, se_csv, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
     std::vector<std::string> x;
     std::size_t k = 0;
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
@@ -81,10 +81,16 @@ void add_fit_command(CLI::App& app) {
   cmd->add_flag("--quiet", o->quiet, "Print only the one-line result");
   cmd->add_flag("--se", o->se,
                 "Standard errors (observed information and sandwich) with Wald intervals: adds \"standard_errors\" to the output");
+  cmd->add_option("--se-csv", o->se_csv,
+                  "Also write the coefficient table (estimate, se, z, p-value, Wald interval) as CSV here (implies --se)");
   moerate::cli::set_example(cmd, "moerate fit --data data/tone.csv --experts 2 --starts 10 --seed 1 --out tone-fit.json");
   cmd->callback([o]() {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_out(o->out, {o->data});
+    if (!o->se_csv.empty()) {
+      moerate::cli::check_out(o->se_csv, {o->data, o->out}, "--se-csv");
+      o->se = true;
+    }
     moerate::cli::check_range("--experts", double(o->k), 1, 1000);
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
     moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
@@ -146,14 +152,16 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["accelerate"] = o->accelerate;
     j["fit"]["bounds"] = o->bounds.to_json();
     j["fit"]["ridge"] = o->ridge;
-    std::string se_table;
+    std::string se_table, se_csv_text;
     if (o->se) {
       if (r.model.kind() != moerate::ModelKind::gaussian)
         throw moerate::cli::UsageError("--se needs a Gaussian MoE fit (the regression model has no likelihood)");
       const auto se = moerate::standard_errors(r.model, D.X, D.y);
       j["standard_errors"] = se.to_json();
       se_table = se.table();
+      se_csv_text = se.coefficients_csv();
     }
+    if (!o->se_csv.empty()) moerate::write_file_atomic(o->se_csv, se_csv_text);
     moerate::write_json_file(o->out, j);
     std::cout << std::setprecision(8);
     std::cout << "fit " << o->data << ": n = " << D.n_obs() << ", d = " << D.dim() << ", k = " << o->k << ", estimator "
@@ -178,6 +186,8 @@ void add_fit_command(CLI::App& app) {
                 << r.starts.size() << " reached the best log-likelihood\n";
     }
     if (o->se) std::cout << se_table;
-    std::cout << "wrote " << o->out << " (" << r.seconds << " s)\n";
+    std::cout << "wrote " << o->out;
+    if (!o->se_csv.empty()) std::cout << ", " << o->se_csv;
+    std::cout << " (" << r.seconds << " s)\n";
   });
 }

@@ -4,6 +4,7 @@
 
 #include "cli_common.hpp"
 #include "moerate/io/csv.hpp"
+#include "moerate/io/files.hpp"
 #include "moerate/model/model.hpp"
 #include "moerate/model/response.hpp"
 
@@ -17,17 +18,16 @@ void add_loglik_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("loglik", "Log-likelihood of a model on a dataset (MSE for the regression model)");
   cmd->add_option("--model", o->model, "Model file (JSON)")->required();
   cmd->add_option("--data", o->data, "Data CSV with a header")->required();
-  cmd->add_option("--y", o->y, "Response column (default y)");
-  cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  cmd->add_option("--y", o->y, "Response column (default: the model file's, else y)");
+  cmd->add_option("--x", o->x, "Covariate columns (default: the model file's, else all others)")->delimiter(',');
   cmd->add_flag("--json", o->json, "Print one JSON object (log_likelihood, n_obs, ...)");
   moerate::cli::set_example(cmd, "moerate loglik --model data/experiment-a.json --data sim.csv --json");
   cmd->callback([o]() {
     moerate::cli::configure_threads(1);
-    const auto m = moerate::GaussianMoE::load(o->model);
-    moerate::CsvReadOptions ro;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto j_model = moerate::read_json_file(o->model);
+    const auto m = moerate::GaussianMoE::from_json(j_model, o->model);
+    // Columns: --x/--y, else the ones the model file records, else y and all others.
+    const auto D = moerate::cli::read_data_for_model(j_model, o->model, o->data, o->x, o->y, true);
     if (D.dim() != m.dim())
       throw std::runtime_error(o->data + ": the data have " + std::to_string(D.dim()) +
                                " covariates but the model " + o->model + " has dimension " +

@@ -5,6 +5,7 @@
 
 #include "cli_common.hpp"
 #include "moerate/io/csv.hpp"
+#include "moerate/io/files.hpp"
 #include "moerate/model/model.hpp"
 #include "moerate/plot/plot.hpp"
 
@@ -19,18 +20,17 @@ void add_plotfit_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Data CSV")->required();
   cmd->add_option("--out", o->out, "Figure (.png, .svg or .pdf)")->required();
   cmd->add_option("--title", o->title, "Figure title");
-  cmd->add_option("--y", o->y, "Response column (default y)");
-  cmd->add_option("--x", o->x, "Covariate column")->delimiter(',');
+  cmd->add_option("--y", o->y, "Response column (default: the model file's, else y)");
+  cmd->add_option("--x", o->x, "Covariate column (default: the model file's)")->delimiter(',');
   cmd->add_option("--save-script", o->save_script, "Also save the gnuplot script (data inline) here");
   moerate::cli::set_example(cmd, "moerate plot-fit --model tone-fit.json --data data/tone.csv --out tone.png");
   cmd->callback([o]() {
     moerate::cli::check_out(o->out, {o->model, o->data});
     if (!o->save_script.empty()) moerate::cli::check_out(o->save_script, {o->model, o->data, o->out}, "--save-script");
-    const auto m = moerate::GaussianMoE::load(o->model);
-    moerate::CsvReadOptions ro;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto j_model = moerate::read_json_file(o->model);
+    const auto m = moerate::GaussianMoE::from_json(j_model, o->model);
+    // Columns: --x/--y, else the ones the model file records, else y and all others.
+    const auto D = moerate::cli::read_data_for_model(j_model, o->model, o->data, o->x, o->y, true);
     if (D.dim() != 1 || m.dim() != 1)
       throw moerate::cli::UsageError("plot-fit draws models with one covariate; the data have " +
                                      std::to_string(D.dim()) + " (choose one with --x)");

@@ -1,5 +1,7 @@
 // moerate predict: predictive mean, variance, quantiles, gate weights and
-// posterior expert probabilities for each row of a dataset.
+// posterior expert probabilities for each row of a dataset, and the most
+// probable expert: gate_expert = argmax_j pi_j(x) and, when y is present,
+// posterior_expert = argmax_j of the posterior (1-based; ties: the first).
 #include <iostream>
 #include <sstream>
 
@@ -22,8 +24,8 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "Model file (JSON), e.g. written by 'moerate fit'")->required();
   cmd->add_option("--data", o->data, "Data CSV (the response column is optional)")->required();
   cmd->add_option("--quantiles", o->quantiles, "Predictive quantiles")->delimiter(',')->capture_default_str();
-  cmd->add_option("--y", o->y, "Response column (default y, if present)");
-  cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  cmd->add_option("--y", o->y, "Response column (default: the model file's, else y, if present)");
+  cmd->add_option("--x", o->x, "Covariate columns (default: the model file's, else all others)")->delimiter(',');
   cmd->add_option("--out", o->out, "Output CSV")->required();
   moerate::cli::set_example(cmd, "moerate predict --model tone-fit.json --data data/tone.csv --out tone-pred.csv");
   cmd->callback([o]() {
@@ -31,16 +33,10 @@ void add_predict_command(CLI::App& app) {
     moerate::cli::check_out(o->out, {o->model, o->data});
     for (double q : o->quantiles)
       if (!(q > 0 && q < 1)) throw moerate::cli::UsageError("--quantiles: each must lie in (0, 1); got " + moerate::to_text(q));
-    const auto m = moerate::GaussianMoE::load(o->model);
-    moerate::CsvReadOptions ro;
-    ro.require_y = false;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    else {
-      // Without --x, covariates are all columns except the response; if the
-      // file has no y column every column is a covariate.
-    }
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto j_model = moerate::read_json_file(o->model);
+    const auto m = moerate::GaussianMoE::from_json(j_model, o->model);
+    // Columns: --x/--y, else the ones the model file records, else y and all others.
+    const auto D = moerate::cli::read_data_for_model(j_model, o->model, o->data, o->x, o->y, false);
     if (D.dim() != m.dim())
       throw std::runtime_error(o->data + ": the data have " + std::to_string(D.dim()) + " covariates but the model " +
                                o->model + " has dimension " + std::to_string(m.dim()));
@@ -62,6 +58,8 @@ void add_predict_command(CLI::App& app) {
     for (std::size_t j = 0; j < k; ++j) out << ",gate" << j + 1;
     if (!post.is_empty())
       for (std::size_t j = 0; j < k; ++j) out << ",posterior" << j + 1;
+    out << ",gate_expert";
+    if (!post.is_empty()) out << ",posterior_expert";
     out << '\n';
     arma::mat Q;
     try {
@@ -80,6 +78,8 @@ void add_predict_command(CLI::App& app) {
       for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(P(j, i));
       if (!post.is_empty())
         for (std::size_t j = 0; j < k; ++j) out << ',' << moerate::format_double(post(j, i));
+      out << ',' << P.col(i).index_max() + 1;
+      if (!post.is_empty()) out << ',' << post.col(i).index_max() + 1;
       out << '\n';
     }
     moerate::write_file_atomic(o->out, out.str());

@@ -25,6 +25,8 @@ void add_merge_command(CLI::App&);
 void add_study_command(CLI::App&);
 void add_plotfit_command(CLI::App&);
 void add_check_truth_command(CLI::App&);
+void add_select_command(CLI::App&);
+void add_dendrogram_command(CLI::App&);
 
 int main(int argc, char** argv) {
   moerate::prefer_passive_openmp(argv);  // idle threads sleep (may re-execute once)
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
   add_study_command(app);
   add_plotfit_command(app);
   add_check_truth_command(app);
+  add_select_command(app);
+  add_dendrogram_command(app);
 
   moerate::install_cleanup_handlers();  // temporary files go away on SIGINT/SIGTERM
   std::string cmd_name = "moerate";

@@ -1,5 +1,7 @@
 #include "moerate/estimators/inference.hpp"
 
+#include "moerate/io/csv.hpp"
+
 #include <algorithm>
 #include <boost/math/distributions/normal.hpp>
 #include <chrono>
@@ -235,17 +237,48 @@ std::string StandardErrors::table() const {
        << weakest_direction << "\n";
     return os.str();
   }
-  os << "standard errors (observed information; condition number " << condition_number << "), "
-     << 100 * level << "% Wald intervals:\n";
+  os << "standard errors (observed information; condition number " << condition_number << "), z = estimate / se, "
+     << "two-sided p-values of estimate = 0, " << 100 * level << "% Wald intervals:\n";
   std::size_t w = 9;
   for (const auto& n : names) w = std::max(w, n.size());
   os << "  " << std::left << std::setw(static_cast<int>(w)) << "parameter" << std::right << std::setw(13) << "estimate"
-     << std::setw(12) << "se" << std::setw(12) << "se(sandw)" << std::setw(13) << "lower" << std::setw(13) << "upper"
-     << "\n";
+     << std::setw(12) << "se" << std::setw(10) << "z" << std::setw(12) << "p-value" << std::setw(13) << "lower"
+     << std::setw(13) << "upper" << std::setw(12) << "se(sandw)" << "\n";
+  const arma::vec zv = z_values(), pv = p_values();
   for (std::size_t i = 0; i < names.size(); ++i)
     os << "  " << std::left << std::setw(static_cast<int>(w)) << names[i] << std::right << std::setw(13) << estimate[i]
-       << std::setw(12) << se[i] << std::setw(12) << se_sandwich[i] << std::setw(13) << estimate[i] - z * se[i]
-       << std::setw(13) << estimate[i] + z * se[i] << "\n";
+       << std::setw(12) << se[i] << std::setw(10) << zv[i] << std::setw(12) << pv[i] << std::setw(13)
+       << estimate[i] - z * se[i] << std::setw(13) << estimate[i] + z * se[i] << std::setw(12) << se_sandwich[i]
+       << "\n";
+  return os.str();
+}
+
+arma::vec StandardErrors::z_values() const {
+  if (near_singular || se.n_elem != estimate.n_elem) return arma::vec(estimate.n_elem, arma::fill::value(arma::datum::nan));
+  return estimate / se;
+}
+
+arma::vec StandardErrors::p_values() const {
+  const arma::vec zv = z_values();
+  arma::vec p(zv.n_elem);
+  const boost::math::normal_distribution<double> nd(0.0, 1.0);
+  for (std::size_t i = 0; i < zv.n_elem; ++i)
+    p[i] = std::isfinite(zv[i]) ? 2 * boost::math::cdf(boost::math::complement(nd, std::abs(zv[i]))) : arma::datum::nan;
+  return p;
+}
+
+std::string StandardErrors::coefficients_csv() const {
+  std::ostringstream os;
+  os << "parameter,estimate,se,z,p_value,lower,upper,se_sandwich,level\n";
+  const arma::vec zv = z_values(), pv = p_values();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const bool ok = !near_singular && se.n_elem == estimate.n_elem;
+    const double s_i = ok ? se[i] : arma::datum::nan;
+    const double ss_i = !near_singular && se_sandwich.n_elem == estimate.n_elem ? se_sandwich[i] : arma::datum::nan;
+    os << csv_field(names[i]) << ',' << format_double(estimate[i]) << ',' << format_double(s_i) << ','
+       << format_double(zv[i]) << ',' << format_double(pv[i]) << ',' << format_double(estimate[i] - z * s_i) << ','
+       << format_double(estimate[i] + z * s_i) << ',' << format_double(ss_i) << ',' << format_double(level) << '\n';
+  }
   return os.str();
 }
 

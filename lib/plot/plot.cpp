@@ -584,4 +584,138 @@ void plot_fit(const FitFigure& fig, const std::string& out_path, const PlotOptio
   render_gnuplot(script, out_path, opt.gnuplot, opt.save_script);
 }
 
+void plot_selection(const SelectionResult& s, const std::string& out_path, const PlotOptions& opt) {
+  opt.validate();
+  if (s.rows.empty()) fail("plot_selection", "rows", "must be non-empty", 0);
+  const int width = opt.width > 0 ? opt.width : 1100, height = opt.height > 0 ? opt.height : 760;
+  const int font_size = opt.font_size > 0 ? opt.font_size : 16;
+  const std::vector<std::string> names = {"AIC", "BIC", "ICL"};
+  auto value = [&](const SelectionRow& r, std::size_t c) { return c == 0 ? r.aic : c == 1 ? r.bic : r.icl; };
+  auto script = [&](const std::string& tmp_out) {
+    std::ostringstream g;
+    g << terminal_line(lower_extension(out_path), width, height, opt, font_size);
+    g << "set output '" << tmp_out << "'\n";
+    // Columns: k, then per criterion: value (all fits), value (degenerate fits only, else NaN).
+    g << "$crit << EOD\n";
+    for (const auto& r : s.rows) {
+      g << r.k;
+      for (std::size_t c = 0; c < 3; ++c) {
+        const double v = value(r, c);
+        g << ' ' << (std::isfinite(v) ? num(v) : "NaN") << ' ' << (r.degenerate && std::isfinite(v) ? num(v) : "NaN");
+      }
+      g << '\n';
+    }
+    g << "EOD\n";
+    if (!opt.title.empty()) g << "set title " << quote(opt.title) << "\n";
+    g << "set grid lc rgb \"#dddddd\"\nset border 3\nset tics nomirror\n";
+    g << "set key outside below\n";
+    g << "set xlabel " << quote("number of experts k") << "\nset ylabel " << quote("criterion (lower is better)") << "\n";
+    g << "set xtics 1\nset xrange [" << num(s.rows.front().k - 0.3) << ":" << num(s.rows.back().k + 0.3) << "]\n";
+    g << "plot ";
+    for (std::size_t c = 0; c < 3; ++c) {
+      const auto& p = s.picks.size() > c ? s.picks[c] : CriterionPick{};
+      std::string label = names[c];
+      label += p.k ? std::string(" (pick k = ") + std::to_string(p.k) + ")" : std::string(" (no pick)");
+      g << (c ? ", " : "") << "$crit using 1:" << 2 + 2 * c << " with linespoints lw 2 pt 7 ps 1.2 lc rgb \""
+        << palette[c] << "\" title " << quote(label);
+    }
+    bool any_degenerate = false;
+    for (const auto& r : s.rows) any_degenerate = any_degenerate || r.degenerate;
+    for (std::size_t c = 0; c < 3; ++c)
+      g << ", $crit using 1:" << 3 + 2 * c << " with points pt 6 ps 3 lw 2 lc rgb \"#000000\" title "
+        << (c == 0 && any_degenerate ? quote("degenerate fit (never picked)") : std::string("\"\""));
+    for (std::size_t c = 0; c < 3 && c < s.picks.size(); ++c) {
+      if (!s.picks[c].k) continue;
+      const auto& r = s.rows[s.picks[c].k - s.rows.front().k];
+      g << ", '+' using (" << r.k << "):(" << num(value(r, c)) << ") every ::0::0 with points pt 3 ps 2.5 lw 2 lc rgb \""
+        << palette[c] << "\" notitle";
+    }
+    g << "\n";
+    return g.str();
+  };
+  render_gnuplot(script, out_path, opt.gnuplot, opt.save_script);
+}
+
+void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const PlotOptions& opt) {
+  opt.validate();
+  if (d.levels.empty()) fail("plot_dendrogram", "levels", "must be non-empty", 0);
+  const std::size_t K = d.levels.front().k;
+  // Display heights: monotone along the tree (a merge is drawn no lower than its
+  // children), on a log axis; leaves sit a decade below the smallest positive height.
+  double min_pos = std::numeric_limits<double>::infinity(), max_h = 0;
+  for (const auto& m : d.merges)
+    if (m.height > 0) min_pos = std::min(min_pos, m.height), max_h = std::max(max_h, m.height);
+  if (!std::isfinite(min_pos)) min_pos = 1, max_h = 1;
+  const double leaf_y = min_pos / 10;
+  std::vector<double> x(K + d.merges.size(), 0), y(K + d.merges.size(), leaf_y);
+  // Leaf order: depth-first from the root so that branches never cross.
+  std::vector<std::size_t> order;
+  std::function<void(std::size_t)> visit = [&](std::size_t node) {
+    if (node < K) {
+      order.push_back(node);
+      return;
+    }
+    visit(d.merges[node - K].a);
+    visit(d.merges[node - K].b);
+  };
+  if (d.merges.empty()) order.push_back(0);
+  else visit(d.merges.back().node);
+  for (std::size_t i = 0; i < order.size(); ++i) x[order[i]] = double(i + 1);
+  const std::vector<double>& w = d.leaf_weights;
+  std::ostringstream seg;
+  for (const auto& m : d.merges) {
+    const double h = std::max({m.height, y[m.a], y[m.b], leaf_y});
+    x[m.node] = 0.5 * (x[m.a] + x[m.b]);
+    y[m.node] = h;
+    seg << num(x[m.a]) << ' ' << num(y[m.a]) << '\n' << num(x[m.a]) << ' ' << num(h) << '\n'
+        << num(x[m.b]) << ' ' << num(h) << '\n' << num(x[m.b]) << ' ' << num(y[m.b]) << "\n\n";
+  }
+  // The cut that leaves chosen_k atoms: between the merges that leave levels chosen_k + 1 and chosen_k.
+  double cut = std::nan("");
+  if (d.chosen_k >= 1 && d.chosen_k < K) {
+    const double below = y[K + (K - d.chosen_k - 1)];
+    const double above = d.chosen_k >= 2 ? y[K + (K - d.chosen_k)] : below * 10;
+    cut = std::sqrt(below * above);
+  } else if (d.chosen_k == K) {
+    cut = std::sqrt(leaf_y * (d.merges.empty() ? leaf_y * 10 : y[K]));
+  }
+  const int width = opt.width > 0 ? opt.width : 1100, height = opt.height > 0 ? opt.height : 900;
+  const int font_size = opt.font_size > 0 ? opt.font_size : 16;
+  auto script = [&](const std::string& tmp_out) {
+    std::ostringstream g;
+    g << terminal_line(lower_extension(out_path), width, height, opt, font_size);
+    g << "set output '" << tmp_out << "'\n";
+    g << "$seg << EOD\n" << seg.str() << "EOD\n";
+    g << "$lev << EOD\n";
+    for (const auto& lev : d.levels) g << lev.k << ' ' << num(lev.mean_log_likelihood) << ' ' << num(lev.dsc) << '\n';
+    g << "EOD\n";
+    g << "set multiplot layout 2,1 margins 0.12,0.86,0.08,0.92 spacing 0,0.1";
+    if (!opt.title.empty()) g << " title " << quote(opt.title) << " font \"," << font_size + 2 << "\"";
+    g << "\n";
+    g << "set grid lc rgb \"#dddddd\"\nset border 3\nset tics nomirror\n";
+    g << "set logscale y\nset yrange [" << num(leaf_y / 2) << ":" << num(std::max(max_h, leaf_y) * 3) << "]\n";
+    g << "set xrange [0.5:" << num(K + 0.5) << "]\nset xtics (";
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "atom %zu\\n(p = %.3g)", order[i] + 1, order[i] < w.size() ? w[order[i]] : NAN);
+      g << (i ? ", " : "") << "\"" << buf << "\" " << i + 1;
+    }
+    g << ")\nset ylabel " << quote("merge height") << "\nset key top left opaque box\n";
+    g << "plot $seg using 1:2 with lines lw 2 lc rgb \"" << palette[0] << "\" title \"merges\"";
+    if (std::isfinite(cut))
+      g << ", " << num(cut) << " with lines dt 2 lw 2 lc rgb \"" << palette[1] << "\" title "
+        << quote(std::string("cut: k = ") + std::to_string(d.chosen_k) + " (DSC)");
+    g << "\nunset logscale y\nset autoscale y\nset xtics 1\nset xrange [0.5:" << num(K + 0.5) << "]\n";
+    g << "set xlabel " << quote("number of atoms k (level of the dendrogram)") << "\n";
+    g << "set ylabel " << quote("mean log-likelihood") << "\nset y2label " << quote("DSC = h(k) + w lbar(k)")
+      << "\nset y2tics\nset key bottom right opaque box\n";
+    g << "plot $lev using 1:2 with linespoints lw 2 pt 7 lc rgb \"" << palette[2]
+      << "\" title \"mean log-likelihood\", $lev using 1:3 axes x1y2 with linespoints lw 2 pt 5 lc rgb \"" << palette[3]
+      << "\" title \"DSC (argmax = k)\"\n";
+    g << "unset multiplot\n";
+    return g.str();
+  };
+  render_gnuplot(script, out_path, opt.gnuplot, opt.save_script);
+}
+
 }  // namespace moerate

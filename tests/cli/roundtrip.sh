@@ -34,7 +34,7 @@ f = json.load(open(sys.argv[1])); l = json.load(open(sys.argv[2]))
 assert abs(f["log_likelihood"] - l["log_likelihood"]) < 1e-6 * abs(l["log_likelihood"]), (f["log_likelihood"], l["log_likelihood"])
 PY
 "$M" predict --model "$T/fit.json" --data "$T/a.csv" --out "$T/p.csv" >/dev/null || fail predict
-head -1 "$T/p.csv" | grep -q '^x1,y,mean,variance,q0.05,q0.5,q0.95,gate1,gate2,posterior1,posterior2$' || fail "predict header: $(head -1 "$T/p.csv")"
+head -1 "$T/p.csv" | grep -q '^x1,y,mean,variance,q0.05,q0.5,q0.95,gate1,gate2,posterior1,posterior2,gate_expert,posterior_expert$' || fail "predict header: $(head -1 "$T/p.csv")"
 python3 - "$T/p.csv" <<'PY' || fail "predict values"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -73,6 +73,13 @@ struct StandardErrors {
   std::size_t n_obs = 0;
   json to_json() const;
   std::string table() const;       // human table (or the near-singular message)
+  /// z = estimate / se (NaN when near singular); the test of estimate = 0. For
+  /// log-variance entries that is log nu = 0 (nu = 1), rarely a useful null.
+  arma::vec z_values() const;
+  /// Two-sided normal p-values 2 (1 - Phi(|z|)) (Boost.Math; NaN when near singular).
+  arma::vec p_values() const;
+  /// parameter,estimate,se,z,p_value,lower,upper,se_sandwich,level (NaN fields when near singular).
+  std::string coefficients_csv() const;
 };
 
 StandardErrors standard_errors(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y,

@@ -34,6 +34,8 @@
 #include <vector>
 
 #include "moerate/io/csv.hpp"
+#include "moerate/estimators/selection.hpp"
+#include "moerate/metrics/dendrogram.hpp"
 #include "moerate/studies/rates.hpp"
 
 namespace moerate {
@@ -120,5 +122,14 @@ void plot_fit(const FitFigure& fig, const std::string& out_path, const PlotOptio
 
 /// "1/8" for 0.125, "0.3" otherwise (fractions with denominators up to 24).
 std::string exponent_label(double e);
+
+/// Criteria against k (moerate select): AIC, BIC and ICL, degenerate fits ringed,
+/// each criterion's pick marked.
+void plot_selection(const SelectionResult& s, const std::string& out_path, const PlotOptions& opt = {});
+
+/// The dendrogram of mixing measures (moerate dendrogram): merges on a log height
+/// axis (drawn monotone: a merge never below its children), the cut at the chosen
+/// k; below, the mean log-likelihood and the DSC of each level.
+void plot_dendrogram(const Dendrogram& d, const std::string& out_path, const PlotOptions& opt = {});
 
 }  // namespace moerate
