@@ -31,7 +31,7 @@ void add_fit_command(CLI::App& app) {
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
     double ridge = 0.0, variance_floor = 1e-6;
-    std::string accelerate = "squarem";
+    std::string accelerate = "squarem-newton";
     std::string response = "gaussian";
     moerate::ParameterBounds bounds;
     std::uint64_t seed = 1;
@@ -64,7 +64,7 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--tol", o->tol,
                   "Also stop on the literature's relative rule |dl| < tol |l| (e.g. 1e-6; 0 = off; loosens with n)")
       ->capture_default_str();
-  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem | none")->capture_default_str();
+  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem-newton (SQUAREM, Newton steps where EM crawls) | squarem | none")->capture_default_str();
   cmd->add_option("--bound-gate-intercept", o->bounds.gate_intercept, "Compact parameter space: |beta0| <= this");
   cmd->add_option("--bound-gate-slope", o->bounds.gate_slope, "|beta1| (or Laplace |w|) <= this, per coordinate");
   cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");

@@ -17,7 +17,7 @@ void add_select_command(CLI::App& app) {
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
     double ridge = 0.0, variance_floor = 1e-6, tiny_variance = moerate::SelectOptions{}.tiny_variance;
-    std::string accelerate = "squarem";
+    std::string accelerate = "squarem-newton";
     std::uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -36,7 +36,7 @@ void add_select_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--score-tol", o->score_tol, "... and the score statistic is below this")->capture_default_str();
   cmd->add_option("--tol", o->tol, "Also stop on the relative rule |dl| < tol |l| (0 = off)")->capture_default_str();
-  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem | none")->capture_default_str();
+  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem-newton (SQUAREM, Newton steps where EM crawls) | squarem | none")->capture_default_str();
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters")->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
   cmd->add_option("--tiny-variance", o->tiny_variance,

@@ -2,13 +2,15 @@
 """Issue-10 evidence: are moerate's default EM fits the MLE?
 
 Experiment A over-fitted (k = 3), n in {1e3, 1e4, 1e5}, R replications each:
-  default   moerate fit defaults (|dl| < 1e-6, score statistic < 1e-3, SQUAREM)
+  default   moerate fit defaults (|dl| < 1e-6, score statistic < 1e-3, SQUAREM with Newton polish)
   tight     score statistic < 1e-6, |dl| < 1e-10, cap 10^6 steps (the reference optimum)
+  squarem   SQUAREM alone (--accelerate squarem) to the default criterion (n <= SQUAREM_MAX_N)
   plain     plain EM (--accelerate none) to the default criterion, capped (n <= PLAIN_MAX_N)
+EM steps are M-steps; the default's Newton steps are shown after a '+'.
 Prints log-likelihood differences, the largest relative change of the per-block
 cell errors (moerate loss), EM steps and seconds. Python standard library only.
 
-usage: bench/convergence_check.py [MOERATE] [--reps R] [--plain-max-n N] [--sizes 1000,10000]
+usage: bench/convergence_check.py [MOERATE] [--reps R] [--plain-max-n N] [--squarem-max-n N] [--sizes 1000,10000]
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
@@ -18,6 +20,7 @@ ap.add_argument("--reps", type=int, default=4)
 ap.add_argument("--sizes", default="1000,10000,100000")
 ap.add_argument("--plain-max-n", type=int, default=10000)
 ap.add_argument("--plain-cap", type=int, default=100000)
+ap.add_argument("--squarem-max-n", type=int, default=100000)
 ap.add_argument("--model", default="data/experiment-a.json")
 ap.add_argument("--design", default="uniform:0,1")
 a = ap.parse_args()
@@ -46,8 +49,8 @@ def cells(fitfile):
     return {k: v for k, v in t.items() if k.startswith("cell.") and v is not None}
 
 
-print("n       rep  dl(default-tight)  max rel cell change  steps default/tight/plain   sec default/plain  "
-      "certified")
+print("n       rep  dl(default-tight)  max rel cell change  steps default/tight/squarem/plain     "
+      "sec default/squarem/plain  certified default/tight")
 for n in [int(s) for s in a.sizes.split(",")]:
     for rep in range(a.reps):
         data = os.path.join(tmp, f"d{n}_{rep}.csv")
@@ -58,12 +61,17 @@ for n in [int(s) for s in a.sizes.split(",")]:
                                                              "--max-iter", "1000000"])
         cd, ct = cells(os.path.join(tmp, "def.json")), cells(os.path.join(tmp, "tight.json"))
         rel = max((abs(cd[k] - ct[k]) / ct[k] for k in ct if k in cd and ct[k] > 0), default=float("nan"))
-        plain = "-"
-        sp = float("nan")
+        def capped(j):
+            return f"{j['iterations']}{'(cap)' if j['stop_reason'] == 'max_iter' else ''}"
+        plain, sq = "-", "-"
+        sp = ss = float("nan")
+        if n <= a.squarem_max_n:
+            js, ss = fit(data, os.path.join(tmp, "sq.json"), ["--accelerate", "squarem"])
+            sq = capped(js)
         if n <= a.plain_max_n:
             jp, sp = fit(data, os.path.join(tmp, "plain.json"), ["--accelerate", "none", "--max-iter",
                                                                  str(a.plain_cap)])
-            plain = f"{jp['iterations']}{'(cap)' if jp['stop_reason'] == 'max_iter' else ''}"
+            plain = capped(jp)
+        steps = f"{capped(jd)}+{jd['fit'].get('newton_steps', 0)}/{capped(jt)}/{sq}/{plain}"
         print(f"{n:<7} {rep:<4} {jd['log_likelihood'] - jt['log_likelihood']:<18.3g} {rel:<20.3g} "
-              f"{jd['iterations']}/{jt['iterations']}/{plain:<14} {sd:7.2f}/{sp:<8.2f} "
-              f"{jd['certified']}/{jt['certified']}", flush=True)
+              f"{steps:<34} {sd:7.2f}/{ss:.2f}/{sp:<8.2f} {jd['certified']}/{jt['certified']}", flush=True)

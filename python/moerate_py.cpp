@@ -723,13 +723,13 @@ PYBIND11_MODULE(moerate, mod) {
           py::arg("max_iter") = moerate::EMOptions{}.max_iter, py::arg("tol") = 0.0, py::arg("ridge") = 0.0,
           py::arg("variance_floor") = 1e-6, py::arg("threads") = 0, py::arg("se") = false,
           py::arg("abs_tol") = moerate::EMOptions{}.abs_tol, py::arg("score_tol") = moerate::EMOptions{}.score_tol,
-          py::arg("accelerate") = "squarem", py::arg("bounds") = py::dict(),
+          py::arg("accelerate") = "squarem-newton", py::arg("bounds") = py::dict(),
           "Fit a mixture of experts (as `moerate fit`): `starts` starts of the estimator, the best kept.\n"
           "X is n x d, y has length n. expert: linear | ffn:ACT | ...; gating: softmax | ...; estimator:\n"
           "em | mle | lse; init: kmeans | random | model:FILE | near-truth:FILE. threads = 0: all cores\n"
           "(the result does not depend on it). se=True adds standard errors. Stopping: abs_tol and score_tol\n"
           "(the certificate, result['fit']['certificate']); tol > 0 adds the literature's relative rule.\n"
-          "accelerate: squarem | none. bounds: {'gate_slope': 50, 'nu_min': 1e-3, ...}. Ctrl-C interrupts.");
+          "accelerate: squarem-newton | squarem | none. bounds: {'gate_slope': 50, 'nu_min': 1e-3, ...}. Ctrl-C interrupts.");
 
   mod.def(
       "simulate",

@@ -8,6 +8,7 @@
 #include "moerate/core/parallel.hpp"
 #include "moerate/estimators/certificate.hpp"
 #include "moerate/estimators/em_bernoulli.hpp"
+#include "moerate/estimators/newton_polish.hpp"
 
 namespace moerate {
 
@@ -23,12 +24,20 @@ std::string stop_reason_name(StopReason r) {
   return "?";
 }
 
-std::string acceleration_name(Acceleration a) { return a == Acceleration::squarem ? "squarem" : "none"; }
+std::string acceleration_name(Acceleration a) {
+  switch (a) {
+    case Acceleration::none: return "none";
+    case Acceleration::squarem: return "squarem";
+    case Acceleration::squarem_newton: return "squarem-newton";
+  }
+  return "?";
+}
 
 Acceleration parse_acceleration(const std::string& text) {
+  if (text == "squarem-newton") return Acceleration::squarem_newton;
   if (text == "squarem") return Acceleration::squarem;
   if (text == "none") return Acceleration::none;
-  throw InvalidArgument("--accelerate: expected squarem or none; got '" + text + "'");
+  throw InvalidArgument("--accelerate: expected squarem-newton, squarem or none; got '" + text + "'");
 }
 
 void EMOptions::validate() const {
@@ -206,6 +215,11 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   double step_max = 1.0;           // SQUAREM: largest extrapolation length a
   constexpr double kStepFactor = 4;  // Varadhan and Roland's default mstep
   int no_progress = 0;
+  // Newton polish schedule (squarem-newton): see em.hpp.
+  const bool newton = opt.accelerate == Acceleration::squarem_newton;
+  constexpr int kPolishFirst = 30;
+  int polish_interval = kPolishFirst, next_polish = kPolishFirst;
+  bool polish_productive = true;
   while (true) {
     throw_if_cancelled(opt.cancel);
     if (res.iterations >= opt.max_iter) {
@@ -214,7 +228,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     }
     const double ll_prev = s.ll;
     const GaussianMoE previous = model;
-    const bool squarem = opt.accelerate == Acceleration::squarem && res.iterations + 3 <= opt.max_iter;
+    const bool squarem = opt.accelerate != Acceleration::none && res.iterations + 3 <= opt.max_iter;
     // One EM step from the model at `from`; false (model restored to the last
     // finite parameters) when the log-likelihood becomes non-finite.
     auto step = [&](const EmState& from, EmState& to) {
@@ -282,12 +296,30 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       res.stop_reason = StopReason::converged_relative;
       break;
     }
+    bool crawling = false;
     if (std::abs(change) < opt.abs_tol) {
       res.score_norm = score_statistic(model, X, y, s.R, user_box);
       if (res.score_norm < opt.score_tol) {
         res.stop_reason = StopReason::converged;
         break;
       }
+      crawling = true;
+    }
+    if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
+      const PolishResult pr = newton_polish(model, X, y, box, s.ll);
+      res.newton_calls++;
+      res.newton_steps += pr.steps;
+      polish_productive = pr.steps > 0;
+      if (!polish_productive) polish_interval *= 2;
+      next_polish = res.iterations + polish_interval;
+      if (pr.steps > 0) {
+        s = evaluate(model, X, y);
+        res.log_likelihood = s.ll;
+        if (opt.keep_trace) res.trace.push_back(s.ll);
+        continue;  // EM's stopping rule decides, after one more cycle
+      }
+    }
+    if (crawling) {
       // No step moves l at all while the score says the optimum is not
       // reached (e.g. every M-step rejected): stop and say so.
       no_progress = change <= 0 ? no_progress + 1 : 0;

@@ -390,6 +390,8 @@ json FitResult::to_json() const {
   f["variance_floor"] = em.variance_floor_abs;
   f["floored_variances"] = em.floored_variances;
   f["max_loglik_decrease"] = em.max_decrease;
+  f["squarem_cycles"] = em.cycles;
+  f["newton_steps"] = em.newton_steps;
   f["certificate"] = certificate.to_json();
   json st = json::array();
   for (const auto& s : starts)

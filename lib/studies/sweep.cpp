@@ -225,7 +225,7 @@ Study Study::from_json(const json& j, const std::string& source_name) {
       st.fit.em.tol = get_finite(f, "tol", em_defaults.tol, where);  // the relative rule, off by default
       st.fit.em.abs_tol = get_finite(f, "abs_tol", em_defaults.abs_tol, where);
       st.fit.em.score_tol = get_finite(f, "score_tol", em_defaults.score_tol, where);
-      st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem", where));
+      st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem-newton", where));
       if (f.contains("bounds")) st.fit.em.bounds = ParameterBounds::from_json(f["bounds"], where + ".bounds");
       st.fit.em.gate.ridge = get_finite(f, "ridge", 0.0, where);
       for (const char* key : {"tol", "abs_tol", "score_tol", "ridge"})

@@ -18,6 +18,12 @@
 // theta' once more and keeps whichever of M(theta') and theta2 has the larger
 // log-likelihood: the log-likelihood never decreases. Over-fitted (singular)
 // problems, where plain EM crawls, are where it matters (docs/estimators.md).
+// squarem-newton (the default) adds safeguarded Newton steps on the observed
+// log-likelihood (estimators/newton_polish.hpp) where EM crawls: when a cycle
+// changes l by less than abs_tol while the score statistic is still above
+// score_tol, and on a schedule (first after 30 EM steps, then every 30; the
+// interval doubles each time a polish gains nothing). EM's own stopping rule
+// still decides convergence, after at least one more cycle.
 // `iterations` counts EM steps (M-steps), three per SQUAREM cycle, so caps
 // and comparisons with plain EM are in the same unit.
 //
@@ -54,16 +60,16 @@ enum class StopReason {
 };
 std::string stop_reason_name(StopReason r);
 
-enum class Acceleration { none, squarem };
+enum class Acceleration { none, squarem, squarem_newton };
 std::string acceleration_name(Acceleration a);
-Acceleration parse_acceleration(const std::string& text);  // "none" | "squarem"
+Acceleration parse_acceleration(const std::string& text);  // "none" | "squarem" | "squarem-newton"
 
 struct EMOptions {
   int max_iter = 10000;           // cap on EM steps (M-steps); see docs/estimators.md
   double abs_tol = 1e-6;          // |l_t - l_(t-1)| in nats (measured choice: docs/estimators.md)
   double score_tol = 1e-3;        // score statistic lambda, in standard errors of the estimate
   double tol = 0;                 // relative rule |dl| < tol |l| (literature 1e-6); 0 = off
-  Acceleration accelerate = Acceleration::squarem;
+  Acceleration accelerate = Acceleration::squarem_newton;
   ParameterBounds bounds{};       // compact parameter space (default: none)
   double variance_floor = 1e-6;   // relative to var(y): nu_j >= floor * var(y)
   GateMStepOptions gate{};        // gating M-step (ridge 0 by default)
@@ -78,6 +84,8 @@ struct EMResult {
   int iterations = 0;             // EM steps (M-steps)
   int cycles = 0;                 // SQUAREM cycles (0 without acceleration)
   int extrapolations_kept = 0;    // cycles whose extrapolated point was kept
+  int newton_steps = 0;           // Newton polish steps kept (squarem-newton)
+  int newton_calls = 0;           // times the Newton polish ran
   double ll_change = arma::datum::nan;  // |l| change over the last step or cycle
   double score_norm = arma::datum::nan; // score statistic when last computed
   bool start_clamped = false;     // the start lay outside the bounds and was clamped

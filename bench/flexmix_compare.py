@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Issue-12 benchmark: moerate against R's flexmix, per fit, same data.
+
+For d in {1, 2, 8} and n in {1e3, 1e4, 1e5} (and R replications), a truth with
+k = 2 linear experts and a softmax gate on all d covariates is simulated by
+`moerate simulate`; the same CSV is fitted by
+  moerate  fit --experts 2 --starts 3 --threads 1   (defaults: certified MLE)
+  flexmix  stepFlexmix(y ~ x, k = 2, nrep = 3, concomitant = FLXPmultinom(~ x),
+                       control = list(tolerance = 1e-6, iter.max = 10000))
+           i.e. the same MoE (multinomial-logit gate on x, Gaussian linear
+           experts with their own variances), best of 3 random starts.
+Times are CPU seconds of the fit alone, measured inside each program (moerate's
+fit.starts[].seconds are wall times of single-threaded starts; we report the
+process CPU time of `moerate fit` minus that of reading the CSV, measured by a
+`moerate loglik` run on the same file, and flexmix's system.time user+sys of the
+stepFlexmix call). Log-likelihoods are both evaluated by moerate on the fitted
+parameters (flexmix's are printed as well): a ratio counts only where moerate's
+log-likelihood is equal or better (to 1e-6 relative).
+
+Needs Rscript with the flexmix package (Debian: r-cran-flexmix; a benchmark-only
+dependency, not part of the README's set-up). Python standard library only.
+
+usage: bench/flexmix_compare.py [MOERATE] [--dims 1,2,8] [--sizes 1000,10000,100000] [--reps 1]
+"""
+import argparse, json, math, os, resource, shutil, subprocess, sys, tempfile, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("moerate", nargs="?", default="build/apps/moerate")
+ap.add_argument("--dims", default="1,2,8")
+ap.add_argument("--sizes", default="1000,10000,100000")
+ap.add_argument("--reps", type=int, default=1)
+ap.add_argument("--starts", type=int, default=3)
+a = ap.parse_args()
+M = os.path.abspath(a.moerate)
+if shutil.which("Rscript") is None:
+    sys.exit("flexmix_compare: Rscript not found (apt-get install r-cran-flexmix)")
+if subprocess.run(["Rscript", "-e", "library(flexmix)"], capture_output=True).returncode != 0:
+    sys.exit("flexmix_compare: the R package flexmix is missing (apt-get install r-cran-flexmix)")
+tmp = tempfile.mkdtemp(prefix="moerate-flexmix-")
+env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+
+
+def truth(d):
+    """k = 2: gate beta1 = 2 along (1, ..., 1)/sqrt(d); experts with distinct slopes."""
+    s = 1 / math.sqrt(d)
+    return {"gating": {"family": "softmax"}, "expert_family": {"family": "linear"},
+            "experts": [
+                {"gate": {"beta0": 0.3, "beta1": [3 * s] * d}, "expert": {"a": [2 * s] * d, "b": 1}, "variance": 0.25},
+                {"gate": {"beta0": 0, "beta1": [0] * d}, "expert": {"a": [-2 * s] * d, "b": -1}, "variance": 0.5}]}
+
+
+def cpu_run(args):
+    """CPU seconds (user + sys) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+R_SCRIPT = r"""
+suppressMessages(library(flexmix))
+args <- commandArgs(trailingOnly = TRUE)
+D <- read.csv(args[1]); d <- as.integer(args[2]); nrep <- as.integer(args[3])
+xs <- paste0("x", seq_len(d))
+fy <- as.formula(paste("y ~", paste(xs, collapse = " + ")))
+fc <- as.formula(paste("~", paste(xs, collapse = " + ")))
+set.seed(1)
+tm <- system.time(f <- stepFlexmix(fy, data = D, k = 2, nrep = nrep, verbose = FALSE,
+                                   concomitant = FLXPmultinom(fc),
+                                   control = list(tolerance = 1e-6, iter.max = 10000)))
+if (inherits(f, "stepFlexmix")) f <- getModel(f, "1")
+out <- list(cpu = unname(tm[1] + tm[2]), loglik = as.numeric(logLik(f)), k = f@k, iter = f@iter)
+if (f@k == 2) {
+  p <- parameters(f)               # rows: (Intercept), x1..xd, sigma; one column per component
+  g <- parameters(f, which = "concomitant")  # rows: (Intercept), x1..xd; column 1 is the reference (zeros)
+  out$coef <- p; out$gate <- g
+}
+cat(jsonlite_free <- paste0('{"cpu":', out$cpu, ',"loglik":', out$loglik, ',"k":', out$k, ',"iter":', out$iter))
+if (f@k == 2) {
+  cat(',"coef":[', paste(apply(out$coef, 2, function(c) paste0('[', paste(format(c, digits = 17), collapse = ','), ']')),
+                          collapse = ','), ']')
+  cat(',"gate":[', paste(apply(out$gate, 2, function(c) paste0('[', paste(format(c, digits = 17), collapse = ','), ']')),
+                          collapse = ','), ']')
+}
+cat('}\n')
+"""
+rfile = os.path.join(tmp, "fm.R")
+open(rfile, "w").write(R_SCRIPT)
+
+
+def flexmix_model(res, d):
+    """flexmix's estimate as a moerate model file (to evaluate its log-likelihood with moerate)."""
+    experts = []
+    for c in range(2):
+        coef, gate = res["coef"][c], res["gate"][c]
+        experts.append({"gate": {"beta0": gate[0], "beta1": gate[1:d + 1]},
+                        "expert": {"a": coef[1:d + 1], "b": coef[0]}, "variance": coef[d + 1] ** 2})
+    return {"gating": {"family": "softmax"}, "expert_family": {"family": "linear"}, "experts": experts}
+
+
+def loglik(model_file, data):
+    p = subprocess.run([M, "loglik", "--model", model_file, "--data", data], check=True, capture_output=True,
+                       text=True, env=env)
+    for tok in p.stdout.replace("=", " ").split():
+        try:
+            return float(tok)
+        except ValueError:
+            pass
+    raise RuntimeError("loglik: no number in " + p.stdout)
+
+
+print(f"{'d':>2} {'n':>7} {'rep':>3}  {'moerate s':>9} {'flexmix s':>9} {'ratio':>7}  "
+      f"{'l moerate':>13} {'l flexmix':>13}  {'equal or better':>15}")
+ratios = []
+for d in [int(v) for v in a.dims.split(",")]:
+    tf = os.path.join(tmp, f"truth{d}.json")
+    json.dump(truth(d), open(tf, "w"))
+    for n in [int(v) for v in a.sizes.split(",")]:
+        for rep in range(a.reps):
+            data = os.path.join(tmp, f"d{d}_n{n}_{rep}.csv")
+            subprocess.run([M, "simulate", "--model", tf, "--n", str(n), "--seed", str(100 + rep),
+                            "--design", "normal:0,1", "--out", data], check=True, env=env,
+                           stdout=subprocess.DEVNULL)
+            fit = os.path.join(tmp, "fit.json")
+            read_cpu = cpu_run([M, "loglik", "--model", tf, "--data", data])
+            fit_cpu = cpu_run([M, "fit", "--data", data, "--experts", "2", "--starts", str(a.starts),
+                               "--threads", "1", "--seed", str(rep + 1), "--quiet", "--out", fit])
+            ours = max(fit_cpu - read_cpu, 1e-6)
+            l_ours = json.load(open(fit))["log_likelihood"]
+            p = subprocess.run(["Rscript", rfile, data, str(d), str(a.starts)], capture_output=True, text=True,
+                               env=env)
+            if p.returncode != 0:
+                print(f"{d:>2} {n:>7} {rep:>3}  flexmix failed: {p.stderr.strip()[-200:]}")
+                continue
+            res = json.loads(p.stdout.strip().splitlines()[-1])
+            if res["k"] != 2:
+                l_fm = float("nan")
+                note = f"flexmix dropped to k={res['k']}"
+            else:
+                fm = os.path.join(tmp, "fm.json")
+                json.dump(flexmix_model(res, d), open(fm, "w"))
+                l_fm = loglik(fm, data)
+                note = ""
+            better = not (l_ours < l_fm - 1e-6 * abs(l_fm))
+            ratio = res["cpu"] / ours
+            if better:
+                ratios.append(ratio)
+            print(f"{d:>2} {n:>7} {rep:>3}  {ours:9.3f} {res['cpu']:9.3f} {ratio:7.1f}  {l_ours:13.4f} "
+                  f"{l_fm:13.4f}  {'yes' if better else 'NO':>15} {note}", flush=True)
+if ratios:
+    ratios.sort()
+    print(f"ratio flexmix/moerate CPU per fit where moerate's l is equal or better: min {ratios[0]:.1f}, "
+          f"median {ratios[len(ratios) // 2]:.1f}, max {ratios[-1]:.1f} over {len(ratios)} fits")
