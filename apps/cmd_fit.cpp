@@ -31,6 +31,7 @@ void add_fit_command(CLI::App& app) {
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
     double ridge = 0.0, variance_floor = 1e-6;
+    int gate_steps = moerate::GateMStepOptions{}.max_steps;
     std::string accelerate = "squarem-newton";
     std::string response = "gaussian";
     moerate::ParameterBounds bounds;
@@ -70,6 +71,9 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");
   cmd->add_option("--nu-min", o->bounds.nu_min, "Variances >= this (besides the floor)");
   cmd->add_option("--nu-max", o->bounds.nu_max, "Variances <= this");
+  cmd->add_option("--gate-steps", o->gate_steps,
+                  "Newton steps at most per gate M-step (a generalised EM with fewer; the fixed points are the same)")
+      ->capture_default_str();
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
       ->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
@@ -98,6 +102,7 @@ void add_fit_command(CLI::App& app) {
     moerate::cli::check_range("--abs-tol", o->abs_tol, 0, 1e300);
     moerate::cli::check_range("--score-tol", o->score_tol, 0, 1e300);
     moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
+    moerate::cli::check_range("--gate-steps", o->gate_steps, 1, 1000);
     moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::FitOptions fo;
     fo.n_experts = o->k;
@@ -121,6 +126,7 @@ void add_fit_command(CLI::App& app) {
     fo.em.score_tol = o->score_tol;
     fo.em.bounds = o->bounds;
     fo.em.gate.ridge = o->ridge;
+    fo.em.gate.max_steps = o->gate_steps;
     fo.em.variance_floor = o->variance_floor;
     try {
       fo.em.accelerate = moerate::parse_acceleration(o->accelerate);

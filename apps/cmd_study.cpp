@@ -49,7 +49,7 @@ void add_study_command(CLI::App& app) {
                   "latent-clusters | cluster-centres | expressive-power (E)")
       ->required();
   cmd->add_option("--scale", o->scale,
-                  "quick (minutes), medium (12-20 sizes in [1e2, 1e5]) or paper (200 sizes in [1e2, 1e5], 40 replications)")
+                  "quick (minutes), medium (exact-fitted: 20 sizes in [1e2, 1e5] x 20; over-fitted: 10 sizes in [200, 3e4] x 12) or paper (200 sizes in [1e2, 1e5], 40 replications)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
