@@ -3,6 +3,7 @@
 #include "moerate/core/error.hpp"
 #include "moerate/io/csv.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <iostream>
@@ -85,6 +86,74 @@ CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::stri
 
 namespace moerate::cli {
 
+namespace {
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& c : v) s += (s.empty() ? "" : ",") + c;
+  return s;
+}
+
+}  // namespace
+
+CLI::Option* add_gate_x_option(CLI::App* cmd, std::vector<std::string>& gate_x) {
+  return cmd->add_option("--gate-x", gate_x,
+                         "Gate covariate columns (default: the --x columns); the experts read --x, the gate these")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+}
+
+DesignData read_design_data(const std::string& data_path, const std::vector<std::string>& x, bool gate_x_given,
+                            const std::vector<std::string>& gate_x, const std::string& y) {
+  if (gate_x_given) {
+    if (gate_x.empty()) throw UsageError("--gate-x: expected column names separated by commas; got nothing");
+    for (const auto& c : gate_x)
+      if (c.empty()) throw UsageError("--gate-x: an empty column name in '" + joined(gate_x) + "'");
+    for (std::size_t i = 0; i < gate_x.size(); ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (gate_x[i] == gate_x[j]) throw UsageError("--gate-x: column '" + gate_x[i] + "' is given twice");
+    const std::string yname = y.empty() ? "y" : y;
+    for (const auto& c : gate_x)
+      if (c == yname) throw UsageError("--gate-x: column '" + c + "' is the response");
+  }
+  CsvReadOptions ro;
+  if (!y.empty()) ro.y_column = y;
+  std::vector<std::string> gate_only;
+  if (!x.empty()) {
+    std::vector<std::string> cols = x;
+    if (gate_x_given)
+      for (const auto& c : gate_x)
+        if (std::find(x.begin(), x.end(), c) == x.end()) gate_only.push_back(c), cols.push_back(c);
+    ro.x_columns = cols;
+  }
+  DesignData out;
+  try {
+    out.data = read_csv(data_path, ro);
+  } catch (const InputError&) {
+    // A --gate-x column that is not in the file: say so with the option's name.
+    if (!gate_only.empty()) {
+      const auto t = read_csv_table(data_path);
+      for (const auto& c : gate_only)
+        if (!t.has_column(c))
+          throw std::runtime_error(data_path + ": --gate-x: no column '" + c + "' in the header");
+    }
+    throw;
+  }
+  const Dataset& D = out.data;
+  out.x_columns = x.empty() ? D.x_names : x;
+  out.gate_x_columns = gate_x_given ? gate_x : out.x_columns;
+  if (gate_x_given && x.empty())  // experts on every column but y: the gate columns must be among them
+    for (const auto& c : gate_x)
+      if (std::find(D.x_names.begin(), D.x_names.end(), c) == D.x_names.end())
+        throw std::runtime_error(data_path + ": --gate-x: no column '" + c + "' in the header");
+  try {
+    out.covariates = Covariates::from_names(out.x_columns, out.gate_x_columns);
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--x/--gate-x: ") + e.what());
+  }
+  return out;
+}
+
 Dataset read_data_for_model(const json_t& model_file, const std::string& model_path, const std::string& data_path,
                             const std::vector<std::string>& x, const std::string& y, bool require_y) {
   CsvReadOptions ro;
@@ -93,7 +162,23 @@ Dataset read_data_for_model(const json_t& model_file, const std::string& model_p
   const json_t* fit = model_file.is_object() && model_file.contains("fit") && model_file["fit"].is_object()
                           ? &model_file["fit"]
                           : nullptr;
-  if (!x.empty()) {
+  // Gate covariates: the model names its columns (model/covariates.hpp).
+  Covariates cov;
+  if (model_file.is_object() && model_file.contains("covariates") && !model_file["covariates"].is_null()) {
+    try {
+      cov = Covariates::from_json(model_file["covariates"], "covariates");
+    } catch (const std::exception& e) {
+      throw std::runtime_error(model_path + ": " + e.what());
+    }
+  }
+  if (!cov.shared()) {
+    if (!x.empty() && x.size() != cov.dim())
+      throw UsageError("--x: the model " + model_path + " reads " + std::to_string(cov.dim()) + " columns (" +
+                       joined(cov.columns()) + "; " + cov.describe() + "); --x gives " + std::to_string(x.size()) +
+                       " (it renames them in that order)");
+    ro.x_columns = x.empty() ? cov.columns() : x;
+    if (x.empty()) recorded = joined(cov.columns()) + " (" + cov.describe() + ")";
+  } else if (!x.empty()) {
     ro.x_columns = x;
   } else if (fit && fit->contains("x_columns") && (*fit)["x_columns"].is_array()) {
     std::vector<std::string> cols;

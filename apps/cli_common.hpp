@@ -72,9 +72,8 @@ void print_truth_findings(std::ostream& os, const GaussianMoE& truth, const std:
 
 }  // namespace moerate::cli
 
-namespace moerate {
-struct Dataset;
-}
+#include "moerate/io/csv.hpp"
+#include "moerate/model/covariates.hpp"
 
 namespace moerate::cli {
 
@@ -83,8 +82,27 @@ namespace moerate::cli {
 /// "y_column", written by fit and select), else the defaults (y, all others).
 /// A recorded column missing from the data is an error naming the column, the
 /// model file and how to override it.
+/// A model with gate covariates ("covariates" in the model file) reads the
+/// columns it names instead (then --x, when given, renames them in order).
 Dataset read_data_for_model(const json_t& model_file, const std::string& model_path, const std::string& data_path,
                             const std::vector<std::string>& x, const std::string& y, bool require_y);
+
+/// --gate-x beside --x (fit, select, bootstrap): adds the option to cmd.
+CLI::Option* add_gate_x_option(CLI::App* cmd, std::vector<std::string>& gate_x);
+
+/// The data of fit, select and bootstrap: the experts read --x (default every
+/// column but the response), the gate --gate-x (default the same columns). X is
+/// the union, the expert columns first then the gate-only ones, and covariates
+/// says which rows each part reads (shared when the lists are equal). A --gate-x
+/// column missing from the data, the response, an empty name or a repeated one is
+/// an error naming --gate-x and the column.
+struct DesignData {
+  Dataset data;
+  Covariates covariates;
+  std::vector<std::string> x_columns, gate_x_columns;  // as recorded in fit.x_columns, fit.gate_x_columns
+};
+DesignData read_design_data(const std::string& data_path, const std::vector<std::string>& x, bool gate_x_given,
+                            const std::vector<std::string>& gate_x, const std::string& y);
 
 }  // namespace moerate::cli
 

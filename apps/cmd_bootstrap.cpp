@@ -9,7 +9,7 @@
 void add_bootstrap_command(CLI::App& app) {
   struct Opts {
     std::string data, model, out, y, estimator = "em";
-    std::vector<std::string> x;
+    std::vector<std::string> x, gate_x;
     int replicates = 200, threads = 0, starts = 2, max_iter = 1000;
     double level = 0.95, tol = 1e-6, ridge = 0.0, variance_floor = 1e-6;
     std::uint64_t seed = 1;
@@ -32,13 +32,14 @@ void add_bootstrap_command(CLI::App& app) {
   cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters in refits")->capture_default_str();
   cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default y)");
-  cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  cmd->add_option("--x", o->x, "Covariate columns (default: the model's recorded columns, else all others)")->delimiter(',');
+  auto* gate_x_opt = moerate::cli::add_gate_x_option(cmd, o->gate_x);
   cmd->add_option("--out", o->out, "Output JSON: intervals per parameter and every replicate's draws")->required();
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd,
                             "moerate bootstrap --data tone.csv --model tone-fit.json --replicates 200 --seed 1 "
                             "--threads 4 --out tone-boot.json");
-  cmd->callback([o]() {
+  cmd->callback([o, gate_x_opt]() {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_out(o->out, {o->data, o->model});
     moerate::cli::check_range("--replicates", o->replicates, 1, 1000000);
@@ -63,11 +64,23 @@ void add_bootstrap_command(CLI::App& app) {
     } catch (const std::exception& e) {
       throw moerate::cli::UsageError(e.what());
     }
-    const auto model = moerate::GaussianMoE::load(o->model);
-    moerate::CsvReadOptions ro;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto j_model = moerate::read_json_file(o->model);
+    const auto model = moerate::GaussianMoE::from_json(j_model, o->model);
+    // Columns: --x/--gate-x when given (they must be the model's), else the ones
+    // a model with gate covariates names, else --y and all other columns.
+    const bool gate_given = gate_x_opt->count() > 0;
+    moerate::Dataset D;
+    if (gate_given || !o->x.empty() || model.covariates().shared()) {
+      auto DD = moerate::cli::read_design_data(o->data, o->x, gate_given, o->gate_x, o->y);
+      if (DD.covariates.shared() != model.covariates().shared() ||
+          (!DD.covariates.shared() && DD.covariates != model.covariates()))
+        throw moerate::cli::UsageError("--x/--gate-x: the model " + o->model + " reads (" +
+                                       model.covariates().describe() + "); the options give (" +
+                                       DD.covariates.describe() + ")");
+      D = std::move(DD.data);
+    } else {
+      D = moerate::cli::read_data_for_model(j_model, o->model, o->data, {}, o->y, true);
+    }
     if (D.dim() != model.dim())
       throw moerate::cli::UsageError(o->data + " has d = " + std::to_string(D.dim()) + " covariates; the model " +
                                      o->model + " has d = " + std::to_string(model.dim()));

@@ -26,7 +26,7 @@ void print_model(std::ostream& os, const moerate::GaussianMoE& m) {
 void add_fit_command(CLI::App& app) {
   struct Opts {
     std::string data, out, y, se_csv, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
-    std::vector<std::string> x;
+    std::vector<std::string> x, gate_x;
     std::size_t k = 0;
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
@@ -81,6 +81,7 @@ void add_fit_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default y)");
   cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  auto* gate_x_opt = moerate::cli::add_gate_x_option(cmd, o->gate_x);
   cmd->add_option("--out", o->out, "Output: the fitted model file plus fit information (JSON)")->required();
   cmd->add_flag("--quiet", o->quiet, "Print only the one-line result");
   cmd->add_flag("--se", o->se,
@@ -88,7 +89,7 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--se-csv", o->se_csv,
                   "Also write the coefficient table (estimate, se, z, p-value, Wald interval) as CSV here (implies --se)");
   moerate::cli::set_example(cmd, "moerate fit --data data/tone.csv --experts 2 --starts 10 --seed 1 --out tone-fit.json");
-  cmd->callback([o]() {
+  cmd->callback([o, gate_x_opt]() {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_out(o->out, {o->data});
     if (!o->se_csv.empty()) {
@@ -136,10 +137,9 @@ void add_fit_command(CLI::App& app) {
     } catch (const std::exception& e) {
       throw moerate::cli::UsageError(e.what());
     }
-    moerate::CsvReadOptions ro;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto DD = moerate::cli::read_design_data(o->data, o->x, gate_x_opt->count() > 0, o->gate_x, o->y);
+    const auto& D = DD.data;
+    fo.covariates = DD.covariates;
     if (fo.response == moerate::ModelKind::bernoulli) moerate::check_binary_response(D.y, D.source, D.lines);
     if (D.n_obs() < o->k)
       throw std::runtime_error(o->data + ": k = " + std::to_string(o->k) + " experts need at least k observations; the file has n = " +
@@ -149,7 +149,8 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["data"] = o->data;
     j["fit"]["seed"] = o->seed;
     j["fit"]["init"] = fo.init.label();
-    j["fit"]["x_columns"] = D.x_names;
+    j["fit"]["x_columns"] = DD.x_columns;
+    j["fit"]["gate_x_columns"] = DD.gate_x_columns;
     j["fit"]["y_column"] = D.y_name;
     j["fit"]["max_iter"] = o->max_iter;
     j["fit"]["tol"] = o->tol;
@@ -172,6 +173,7 @@ void add_fit_command(CLI::App& app) {
     std::cout << std::setprecision(8);
     std::cout << "fit " << o->data << ": n = " << D.n_obs() << ", d = " << D.dim() << ", k = " << o->k << ", estimator "
               << r.estimator << ", init " << fo.init.label() << ", " << o->starts << " starts, seed " << o->seed << "\n";
+    if (!fo.covariates.shared()) std::cout << "covariates: " << fo.covariates.describe() << "\n";
     std::cout << "log-likelihood " << r.log_likelihood << "  AIC " << r.aic << "  BIC " << r.bic << "  ("
               << r.n_params << " parameters)\n";
     const auto& cert = r.certificate;

@@ -31,6 +31,10 @@ void add_plotfit_command(CLI::App& app) {
     const auto m = moerate::GaussianMoE::from_json(j_model, o->model);
     // Columns: --x/--y, else the ones the model file records, else y and all others.
     const auto D = moerate::cli::read_data_for_model(j_model, o->model, o->data, o->x, o->y, true);
+    if (!m.covariates().shared())
+      throw moerate::cli::UsageError("plot-fit draws models with one covariate; the model " + o->model + " reads " +
+                                     std::to_string(m.dim()) + " columns (" + m.covariates().describe() +
+                                     "): use predict for its curves");
     if (D.dim() != 1 || m.dim() != 1)
       throw moerate::cli::UsageError("plot-fit draws models with one covariate; the data have " +
                                      std::to_string(D.dim()) + " (choose one with --x)");

@@ -13,7 +13,7 @@
 void add_select_command(CLI::App& app) {
   struct Opts {
     std::string data, out, csv, plot, y, experts, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
-    std::vector<std::string> x;
+    std::vector<std::string> x, gate_x;
     int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
     double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
     double ridge = 0.0, variance_floor = 1e-6, tiny_variance = moerate::SelectOptions{}.tiny_variance;
@@ -46,12 +46,13 @@ void add_select_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default y)");
   cmd->add_option("--x", o->x, "Covariate columns (default: all others)")->delimiter(',');
+  auto* gate_x_opt = moerate::cli::add_gate_x_option(cmd, o->gate_x);
   cmd->add_option("--out", o->out, "Output JSON: the table, the picks and every fitted model")->required();
   cmd->add_option("--csv", o->csv, "Also write the table as CSV (one row per k)");
   cmd->add_option("--plot", o->plot, "Also draw the criteria against k (.png, .svg or .pdf)");
   moerate::cli::set_example(cmd, "moerate select --data data/tone.csv --experts 1:4 --starts 10 --seed 1 --out tone-select.json "
                                  "--csv tone-select.csv --plot tone-select.png");
-  cmd->callback([o]() {
+  cmd->callback([o, gate_x_opt]() {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_out(o->out, {o->data});
     if (!o->csv.empty()) moerate::cli::check_out(o->csv, {o->data, o->out}, "--csv");
@@ -104,10 +105,9 @@ void add_select_command(CLI::App& app) {
     } catch (const std::exception& e) {
       throw moerate::cli::UsageError(e.what());
     }
-    moerate::CsvReadOptions ro;
-    if (!o->y.empty()) ro.y_column = o->y;
-    if (!o->x.empty()) ro.x_columns = o->x;
-    const auto D = moerate::read_csv(o->data, ro);
+    const auto DD = moerate::cli::read_design_data(o->data, o->x, gate_x_opt->count() > 0, o->gate_x, o->y);
+    const auto& D = DD.data;
+    fo.covariates = DD.covariates;
     if (D.n_obs() < so.k_max)
       throw moerate::cli::UsageError("--experts: k = " + std::to_string(so.k_max) + " is above what the data support: " +
                                      o->data + " has n = " + std::to_string(D.n_obs()) +
@@ -118,11 +118,12 @@ void add_select_command(CLI::App& app) {
     for (auto& row : j["rows"]) {
       row["model"]["fit"]["data"] = o->data;
       row["model"]["fit"]["seed"] = o->seed;
-      row["model"]["fit"]["x_columns"] = D.x_names;
+      row["model"]["fit"]["x_columns"] = DD.x_columns;
+      row["model"]["fit"]["gate_x_columns"] = DD.gate_x_columns;
       row["model"]["fit"]["y_column"] = D.y_name;
     }
     j["select"] = {{"data", o->data},        {"experts", o->experts}, {"seed", o->seed},
-                   {"starts", o->starts},    {"x_columns", D.x_names}, {"y_column", D.y_name},
+                   {"starts", o->starts},    {"x_columns", DD.x_columns}, {"gate_x_columns", DD.gate_x_columns}, {"y_column", D.y_name},
                    {"expert", fo.expert},     {"gating", fo.gating},   {"tiny_variance", o->tiny_variance},
                    {"icl", "BIC + 2 * classification entropy (soft responsibilities)"}};
     if (!o->plot.empty()) {

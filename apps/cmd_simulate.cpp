@@ -50,6 +50,8 @@ void add_simulate_command(CLI::App& app) {
     if (from_file) {
       moerate::CsvReadOptions ro;
       ro.require_y = false;
+      // A model with gate covariates reads the columns it names (in any order).
+      if (!m.covariates().shared()) ro.x_columns = m.covariates().columns();
       const auto D = moerate::read_csv(design_file, ro);
       if (D.dim() != m.dim())
         throw std::runtime_error("--design " + o->design + ": the file has " + std::to_string(D.dim()) +
@@ -63,7 +65,10 @@ void add_simulate_command(CLI::App& app) {
       o->n = D.n_obs();
     } else {
       X = moerate::draw_design(o->design, m.dim(), o->n, rng);
-      for (std::size_t u = 0; u < m.dim(); ++u) names.push_back("x" + std::to_string(u + 1));
+      // Columns x1..xd; a model with gate covariates names its own (covariates.columns).
+      if (!m.covariates().shared()) names = m.covariates().columns();
+      else
+        for (std::size_t u = 0; u < m.dim(); ++u) names.push_back("x" + std::to_string(u + 1));
     }
     if (!from_file) moerate::cli::print_truth_findings(std::cerr, m, o->model, o->design, "moerate simulate: warning: ");
     const arma::rowvec y = m.simulate(X, rng);

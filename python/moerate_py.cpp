@@ -378,6 +378,7 @@ PyFit fit(const py::handle& Xo, const py::handle& yo, std::size_t experts, const
   std::vector<std::string> names;
   for (std::size_t u = 0; u < X.n_rows; ++u) names.push_back("x" + std::to_string(u + 1));
   out.j["fit"]["x_columns"] = names;
+  out.j["fit"]["gate_x_columns"] = names;  // the Python fit has no gate covariates (the CLI's --gate-x)
   out.j["fit"]["y_column"] = "y";
   out.j["fit"]["max_iter"] = max_iter;
   out.j["fit"]["tol"] = tol;

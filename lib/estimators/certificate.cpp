@@ -15,13 +15,14 @@ arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const
   const std::size_t pg = model.gating().n_params();
   const bool gaussian = model.kind() == ModelKind::gaussian;
   arma::mat S(pg + q * k + (gaussian ? k : 0), n);
-  if (pg > 0) S.rows(0, pg - 1) = model.gating().log_weights_vjp_obs(X, R);
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
+  if (pg > 0) S.rows(0, pg - 1) = model.gating().log_weights_vjp_obs(xg.mat(), R);
   const arma::mat H = model.expert_means(X);
   for (std::size_t j = 0; j < k; ++j) {
     const double nu = model.nu()[j];
     const arma::rowvec r = y - H.row(j);
     const arma::rowvec wr = R.row(j) % r / nu;
-    arma::mat J = model.experts().jacobian(X, model.eta().col(j));  // q x n
+    arma::mat J = model.experts().jacobian(xe.mat(), model.eta().col(j));  // q x n
     J.each_row() %= wr;
     S.rows(pg + j * q, pg + j * q + q - 1) = J;
     if (gaussian) S.row(pg + q * k + j) = 0.5 * R.row(j) % (r % r / nu - 1.0);
@@ -124,7 +125,8 @@ FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma:
     for (std::size_t j = 0; j < k; ++j)
       if (model.nu()[j] <= opt.variance_floor_abs * (1 + 1e-9)) c.floored.push_back(j);
   for (std::size_t i : opt.box.active(theta)) c.at_bound.push_back(names[i]);
-  const double xmax = X.is_empty() ? 0.0 : arma::abs(X).max();
+  const Covariates::Rows xg = model.gate_x(X);  // the covariates the gate multiplies
+  const double xmax = xg.mat().is_empty() ? 0.0 : arma::abs(xg.mat()).max();
   const arma::vec gp = model.gating().params();
   const auto gnames = model.gating().param_names();
   for (std::size_t i = 0; i < gp.n_elem; ++i)

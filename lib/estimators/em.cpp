@@ -119,9 +119,11 @@ arma::vec project_step(const arma::vec& old, const arma::vec& proposed, const ar
   return best;
 }
 
-/// One EM step from the model at state s (model updated in place).
-void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EmState& s, const EMOptions& opt,
-             const Box& box, double nu_lo, double nu_hi) {
+/// One EM step from the model at state s (model updated in place). Xg and Xe
+/// are the rows of X the gate and the experts read (model.gate_x / expert_x,
+/// taken once per run; both are X itself for a shared design).
+void em_step(GaussianMoE& model, const arma::mat& Xg, const arma::mat& Xe, const arma::rowvec& y, const EmState& s,
+             const EMOptions& opt, const Box& box, double nu_lo, double nu_hi) {
   const arma::mat& R = s.R;
   const std::size_t k = model.n_experts(), pg = model.gating().n_params(), q = model.experts().n_params();
   // Gate.
@@ -130,9 +132,9 @@ void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, cons
     GateMStepOptions go = opt.gate;
     go.lower = box.lower.head(pg);
     go.upper = box.upper.head(pg);
-    model.gating().m_step(X, R, go);
+    model.gating().m_step(Xg, R, go);
   } else {
-    model.gating().m_step(X, R, opt.gate);
+    model.gating().m_step(Xg, R, opt.gate);
   }
   if (!box.empty() && pg > 0) {
     const arma::vec lo = box.lower.head(pg), hi = box.upper.head(pg);
@@ -145,7 +147,7 @@ void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, cons
         } catch (const InvalidArgument&) {
           return -arma::datum::inf;
         }
-        return g.q_value(X, R, opt.gate.ridge);
+        return g.q_value(Xg, R, opt.gate.ridge);
       };
       g.set_params(project_step(gate_old, proposed, lo, hi, q_of));
     }
@@ -157,15 +159,15 @@ void em_step(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, cons
     if (!(wsum > 1e-12)) continue;  // empty component: keep its expert
     const arma::vec eta_old = model.eta().col(j);
     arma::vec eta = eta_old;
-    const ExpertMStepResult er = model.experts().m_step(X, y, w, eta, opt.expert);
+    const ExpertMStepResult er = model.experts().m_step(Xe, y, w, eta, opt.expert);
     double sse = er.sse_after;  // the weighted sum of squares at eta
     if (!box.empty()) {
       const std::size_t o = pg + j * q;
       const arma::vec lo = box.lower.subvec(o, o + q - 1), hi = box.upper.subvec(o, o + q - 1);
       const arma::vec proposed = eta;
       eta = project_step(eta_old, eta, lo, hi,
-                         [&](const arma::vec& e) { return -model.experts().weighted_sse(X, y, w, e); });
-      if (!arma::approx_equal(eta, proposed, "absdiff", 0.0)) sse = model.experts().weighted_sse(X, y, w, eta);
+                         [&](const arma::vec& e) { return -model.experts().weighted_sse(Xe, y, w, e); });
+      if (!arma::approx_equal(eta, proposed, "absdiff", 0.0)) sse = model.experts().weighted_sse(Xe, y, w, eta);
     }
     model.eta().col(j) = eta;
     const double nu = sse / wsum;
@@ -204,6 +206,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     }
   }
   const Box user_box = opt.bounds.any() ? box : Box{};  // for the score statistic's active set
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
 
   EmState s = evaluate(model, X, y);
   res.log_likelihood = s.ll;
@@ -232,7 +235,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     // One EM step from the model at `from`; false (model restored to the last
     // finite parameters) when the log-likelihood becomes non-finite.
     auto step = [&](const EmState& from, EmState& to) {
-      em_step(model, X, y, from, opt, box, nu_lo, nu_hi);
+      em_step(model, xg.mat(), xe.mat(), y, from, opt, box, nu_lo, nu_hi);
       res.iterations++;
       to = evaluate(model, X, y);
       if (std::isfinite(to.ll)) return true;
@@ -266,7 +269,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
           cand.set_flat_params(theta_x);
           EmState sx = evaluate(cand, X, y);
           if (std::isfinite(sx.ll)) {
-            em_step(cand, X, y, sx, opt, box, nu_lo, nu_hi);
+            em_step(cand, xg.mat(), xe.mat(), y, sx, opt, box, nu_lo, nu_hi);
             sx.R.reset();
             res.iterations++;
             EmState sxx = evaluate(cand, X, y);

@@ -37,6 +37,7 @@ EMResult run_em_bernoulli(GaussianMoE& model, const arma::mat& X, const arma::ro
     res.stop_reason = StopReason::non_finite;
     return res;
   }
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
   constexpr int kPatience = 3;
   int small_steps = 0;
   while (true) {
@@ -49,12 +50,12 @@ EMResult run_em_bernoulli(GaussianMoE& model, const arma::mat& X, const arma::ro
     arma::mat R = L;
     R.each_row() -= ll_obs;
     R = arma::exp(R);
-    model.gating().m_step(X, R, opt.gate);
+    model.gating().m_step(xg.mat(), R, opt.gate);
     for (std::size_t j = 0; j < k; ++j) {
       const arma::rowvec w = R.row(j);
       if (!(arma::accu(w) > 1e-12)) continue;  // empty component: keep its expert
       arma::vec eta = model.eta().col(j);
-      logistic_m_step(model.experts(), X, y, w, eta, opt.expert);
+      logistic_m_step(model.experts(), xe.mat(), y, w, eta, opt.expert);
       model.eta().col(j) = eta;
     }
     res.iterations++;

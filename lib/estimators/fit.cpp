@@ -125,25 +125,27 @@ std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& r
 
 GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
                                         const FitOptions& opt, Rng& rng) {
-  const std::size_t k = opt.n_experts, d = X.n_rows;
-  auto gating = make_gating(opt.gating, k, d);
-  auto family = make_expert_family(opt.expert, d);
+  const std::size_t k = opt.n_experts;
+  const Covariates& cov = opt.covariates;
+  const Covariates::Rows xg = cov.gate_x(X), xe = cov.expert_x(X);  // X itself when shared
+  auto gating = make_gating(opt.gating, k, xg.mat().n_rows);
+  auto family = make_expert_family(opt.expert, xe.mat().n_rows);
   arma::mat eta(family->n_params(), k);
   arma::vec nu(k);
   const double var_y = y.n_elem > 1 ? std::max(arma::var(y), 1e-12) : 1.0;
   if (opt.response == ModelKind::bernoulli) {  // model/response.hpp: logistic fits, no variances
-    for (std::size_t j = 0; j < k; ++j) eta.col(j) = logistic_initial(*family, X, y, R.row(j) + 1e-8, rng);
-    gating->init_from_responsibilities(X, R);
-    return GaussianMoE(std::move(gating), family, eta, arma::vec(k, arma::fill::ones), ModelKind::bernoulli);
+    for (std::size_t j = 0; j < k; ++j) eta.col(j) = logistic_initial(*family, xe.mat(), y, R.row(j) + 1e-8, rng);
+    gating->init_from_responsibilities(xg.mat(), R);
+    return GaussianMoE(std::move(gating), family, eta, arma::vec(k, arma::fill::ones), ModelKind::bernoulli, cov);
   }
   for (std::size_t j = 0; j < k; ++j) {
     arma::rowvec w = R.row(j) + 1e-8;
-    eta.col(j) = family->initial(X, y, w, rng);
-    const arma::rowvec r = y - family->mean(X, eta.col(j));
+    eta.col(j) = family->initial(xe.mat(), y, w, rng);
+    const arma::rowvec r = y - family->mean(xe.mat(), eta.col(j));
     nu[j] = std::max(arma::accu(w % r % r) / arma::accu(w), 1e-3 * var_y);
   }
-  gating->init_from_responsibilities(X, R);
-  return GaussianMoE(std::move(gating), family, eta, nu);
+  gating->init_from_responsibilities(xg.mat(), R);
+  return GaussianMoE(std::move(gating), family, eta, nu, ModelKind::gaussian, cov);
 }
 
 GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const FitOptions& opt, Rng& rng) {
@@ -151,8 +153,8 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
   if (k < ks)
     throw InvalidArgument("near-truth init: the fit has " + std::to_string(k) + " experts but the truth has " +
                           std::to_string(ks) + " (need k >= k*)");
-  if (truth.gating().family_json() != make_gating(opt.gating, k, truth.dim())->family_json() ||
-      truth.experts().family_json() != make_expert_family(opt.expert, truth.dim())->family_json())
+  if (truth.gating().family_json() != make_gating(opt.gating, k, truth.gate_dim())->family_json() ||
+      truth.experts().family_json() != make_expert_family(opt.expert, truth.expert_dim())->family_json())
     throw InvalidArgument("near-truth init: the fitted families must equal the truth's");
   // Fitted atom i -> true atom i mod k*: every true atom is covered, extra atoms
   // cycle over them; the weight of a true atom is split equally among its copies.
@@ -228,6 +230,9 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
                           const GaussianMoE* truth) {
   GaussianMoE m = start_model(X, y, opt, rng, truth);
+  if (m.covariates() != opt.covariates)
+    throw InvalidArgument("init: the start reads covariates (" + m.covariates().describe() + ") but the fit reads (" +
+                          opt.covariates.describe() + ")");
   if ((opt.response == ModelKind::bernoulli) != (m.kind() == ModelKind::bernoulli))
     throw InvalidArgument("init: the start is a " + model_kind_name(m.kind()) + " model but the fit's response is " +
                           model_kind_name(opt.response));
@@ -274,6 +279,9 @@ MOERATE_REGISTER_ESTIMATOR("em", "maximum likelihood by EM (Newton gate M-step, 
 FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth) {
   opt.validate();
   if (X.n_cols != y.n_elem) throw InvalidArgument("fit: X and y have different numbers of observations");
+  if (!opt.covariates.shared() && X.n_rows != opt.covariates.dim())
+    throw InvalidArgument("fit: the data have " + std::to_string(X.n_rows) + " covariate rows but the covariates (" +
+                          opt.covariates.describe() + ") name " + std::to_string(opt.covariates.dim()) + " columns");
   if (X.n_cols < opt.n_experts)
     throw InvalidArgument("fit: k = " + std::to_string(opt.n_experts) + " experts need at least k observations; got n = " +
                           std::to_string(X.n_cols));

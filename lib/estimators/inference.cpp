@@ -38,12 +38,13 @@ arma::mat score_obs(const GaussianMoE& m, const arma::mat& X, const arma::rowvec
   const arma::mat R = m.responsibilities(X, y);
   const arma::mat H = m.expert_means(X);
   arma::mat S(pg + q * k + k, n);
+  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
   if (pg > 0)
-    for (std::size_t i = 0; i < n; ++i) S.col(i).head(pg) = m.gating().log_weights_vjp(X.col(i), R.col(i));
+    for (std::size_t i = 0; i < n; ++i) S.col(i).head(pg) = m.gating().log_weights_vjp(xg.mat().col(i), R.col(i));
   for (std::size_t j = 0; j < k; ++j) {
     const double nu = m.nu()[j];
     const arma::rowvec r = y - H.row(j);
-    const arma::mat J = m.experts().jacobian(X, m.eta().col(j));  // q x n
+    const arma::mat J = m.experts().jacobian(xe.mat(), m.eta().col(j));  // q x n
     const arma::rowvec w = R.row(j) % r / nu;
     S.rows(pg + j * q, pg + j * q + q - 1) = J.each_row() % w;
     S.row(pg + q * k + j) = R.row(j) % (0.5 * (r % r / nu - 1.0));
@@ -57,11 +58,12 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
   const arma::mat R = m.responsibilities(X, y);
   const arma::mat H = m.expert_means(X);
   arma::vec g(pg + q * k + k);
-  if (pg > 0) g.head(pg) = m.gating().log_weights_vjp(X, R);
+  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
+  if (pg > 0) g.head(pg) = m.gating().log_weights_vjp(xg.mat(), R);
   for (std::size_t j = 0; j < k; ++j) {
     const double nu = m.nu()[j];
     const arma::rowvec r = y - H.row(j);
-    const arma::mat J = m.experts().jacobian(X, m.eta().col(j));
+    const arma::mat J = m.experts().jacobian(xe.mat(), m.eta().col(j));
     g.subvec(pg + j * q, pg + j * q + q - 1) = J * (R.row(j) % r / nu).t();
     g[pg + q * k + j] = arma::accu(R.row(j) % (0.5 * (r % r / nu - 1.0)));
   }
@@ -339,6 +341,7 @@ BootstrapResult bootstrap(const GaussianMoE& model, const arma::mat& X, const ar
   base.n_experts = k;
   base.gating = model.gating().family_json();
   base.expert = model.experts().family_json();
+  base.covariates = model.covariates();
   base.estimator = opt.estimator;
   base.em = opt.em;
   base.threads = 1;

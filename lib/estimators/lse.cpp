@@ -8,7 +8,7 @@ namespace moerate {
 
 GaussianMoE as_regression_model(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   if (m.kind() == ModelKind::regression) return m;
-  GaussianMoE r(m.gating().clone(), m.expert_family_ptr(), m.eta(), m.nu(), ModelKind::regression);
+  GaussianMoE r(m.gating().clone(), m.expert_family_ptr(), m.eta(), m.nu(), ModelKind::regression, m.covariates());
   const double rss = arma::accu(arma::square(y - r.regression_function(X)));
   r.set_noise_variance(std::isfinite(rss) && X.n_cols > 0 ? rss / static_cast<double>(X.n_cols) : 0.0);
   return r;
@@ -25,12 +25,13 @@ double rss_gradient(const GaussianMoE& model, const arma::mat& X, const arma::ro
   const double rss = arma::dot(r, r);
   arma::mat C = P % H;
   C.each_row() %= -2.0 * r;
-  const arma::vec g_gate = model.gating().log_weights_vjp(X, C);
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
+  const arma::vec g_gate = model.gating().log_weights_vjp(xg.mat(), C);
   const std::size_t q = model.experts().n_params();
   arma::vec g_eta(q * k);
   for (std::size_t j = 0; j < k; ++j) {
     const arma::rowvec wr = -2.0 * r % P.row(j);
-    g_eta.subvec(j * q, j * q + q - 1) = model.experts().jacobian(X, model.eta().col(j)) * wr.t();
+    g_eta.subvec(j * q, j * q + q - 1) = model.experts().jacobian(xe.mat(), model.eta().col(j)) * wr.t();
   }
   grad = arma::join_cols(g_gate, g_eta);
   return rss;

@@ -202,14 +202,15 @@ double log_likelihood_gradient(const GaussianMoE& model, const arma::mat& X, con
   L.each_row() -= ll_obs;
   const arma::mat R = arma::exp(L);  // posterior responsibilities
   const arma::mat H = model.expert_means(X);
-  const arma::vec g_gate = model.gating().log_weights_vjp(X, R);
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
+  const arma::vec g_gate = model.gating().log_weights_vjp(xg.mat(), R);
   const std::size_t q = model.experts().n_params();
   arma::vec g_eta(q * k), g_lognu(k);
   for (std::size_t j = 0; j < k; ++j) {
     const double nu = model.nu()[j];
     const arma::rowvec r = y - H.row(j);
     const arma::rowvec wr = R.row(j) % r / nu;
-    g_eta.subvec(j * q, j * q + q - 1) = model.experts().jacobian(X, model.eta().col(j)) * wr.t();
+    g_eta.subvec(j * q, j * q + q - 1) = model.experts().jacobian(xe.mat(), model.eta().col(j)) * wr.t();
     g_lognu[j] = 0.5 * arma::accu(R.row(j) % (r % r / nu - 1.0));
   }
   grad = arma::join_cols(g_gate, g_eta, g_lognu);

@@ -63,7 +63,7 @@ arma::vec atom_log_masses(const GaussianMoE& m, const arma::mat& X) {
 }
 
 arma::mat atom_parameters(const GaussianMoE& m, bool with_location) {
-  const std::size_t k = m.n_experts(), d = with_location ? m.dim() : 0, q = m.eta().n_rows;
+  const std::size_t k = m.n_experts(), d = with_location ? m.gate_dim() : 0, q = m.eta().n_rows;
   arma::mat T(d + q + 1, k);
   for (std::size_t i = 0; i < k; ++i) {
     if (d > 0) T.col(i).head(d) = m.gating().atom_location(i);
@@ -84,7 +84,7 @@ GaussianMoE merge_with(const GaussianMoE& m, std::size_t lo, std::size_t hi, dou
   const std::size_t k = m.n_experts();
   const double b0i = m.gating().atom_log_weight(lo), b0j = m.gating().atom_log_weight(hi);
   const double b0 = log_sum_exp(b0i, b0j);
-  auto gating = make_gating(m.gating().family_json(), k - 1, m.dim());
+  auto gating = make_gating(m.gating().family_json(), k - 1, m.gate_dim());
   arma::mat eta(m.eta().n_rows, k - 1);
   arma::vec nu(k - 1);
   std::size_t c = 0;
@@ -104,8 +104,11 @@ GaussianMoE merge_with(const GaussianMoE& m, std::size_t lo, std::size_t hi, dou
     ++c;
   }
   gating->normalise();
-  if (X && P) gating->init_from_responsibilities(*X, *P);
-  return GaussianMoE(std::move(gating), m.expert_family_ptr(), eta, nu, m.kind());
+  if (X && P) {
+    const Covariates::Rows xg = m.gate_x(*X);  // the gate's own covariates
+    gating->init_from_responsibilities(xg.mat(), *P);
+  }
+  return GaussianMoE(std::move(gating), m.expert_family_ptr(), eta, nu, m.kind(), m.covariates());
 }
 
 /// Row c: log of the summed gate probabilities of the fitted atoms in members[c].

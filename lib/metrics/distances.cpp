@@ -173,6 +173,9 @@ DensityDistances density_distances(const GaussianMoE& truth, const GaussianMoE& 
   if (truth.dim() != fit.dim())
     fail(fn, "fit dimension", "must equal the truth's dimension " + std::to_string(truth.dim()),
          fit.dim());
+  if (truth.covariates() != fit.covariates())
+    throw InvalidArgument(fn + ": truth and fit must read the same covariates; the truth reads (" +
+                          truth.covariates().describe() + "), the fit (" + fit.covariates().describe() + ")");
   if (truth.kind() != fit.kind())
     throw InvalidArgument(fn + ": truth and fit must be the same model kind (gaussian or regression)");
   if (n_mc < 2) fail(fn, "number of Monte Carlo draws", "must be >= 2", n_mc);

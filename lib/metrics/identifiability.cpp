@@ -117,6 +117,9 @@ IdentSetup random_setup(const json& expert_spec, const json& gating_spec, std::s
 }
 
 IdentSetup setup_from_model(const GaussianMoE& m, const std::string& source) {
+  if (!m.covariates().shared())
+    throw InvalidArgument("identify: " + source + " has gate covariates (" + m.covariates().describe() +
+                          "); the identifiability check needs gate and experts on the same covariates");
   IdentSetup s;
   s.experts = m.expert_family_ptr();
   s.gating = m.gating().clone();

@@ -57,6 +57,9 @@ Setup make_setup(const GaussianMoE& truth, const GaussianMoE& fit) {
   const std::string fn = "voronoi_loss";
   if (truth.dim() != fit.dim())
     fail(fn, "fit dimension", "must equal the truth's dimension " + std::to_string(truth.dim()), fit.dim());
+  if (truth.covariates() != fit.covariates())
+    throw InvalidArgument(fn + ": truth and fit must read the same covariates; the truth reads (" +
+                          truth.covariates().describe() + "), the fit (" + fit.covariates().describe() + ")");
   if (truth.kind() != fit.kind())
     throw InvalidArgument(fn + ": truth and fit must be the same model kind (gaussian or regression)");
   if (truth.experts().family_json() != fit.experts().family_json())
@@ -116,7 +119,7 @@ Setup make_setup(const GaussianMoE& truth, const GaussianMoE& fit) {
   else if (g.translation_invariant()) s.shift = Shift::full;
   else s.shift = Shift::beta0_only;
 
-  s.blocks.push_back({g.location_name(), Block::Source::location, 0, truth.dim()});
+  s.blocks.push_back({g.location_name(), Block::Source::location, 0, truth.gate_dim()});
   for (const auto& b : truth.experts().blocks())
     s.blocks.push_back({b.name, Block::Source::eta, b.offset, b.size});
   if (s.has_nu) s.blocks.push_back({"nu", Block::Source::nu, 0, 1});
@@ -469,7 +472,7 @@ VoronoiLoss voronoi_loss(const GaussianMoE& truth, const GaussianMoE& fit, const
     for (std::size_t i = 0; i < F.size(); ++i) F[i].gate_mean = g[i];
   }
   const std::size_t kt = T.size(), ref = kt - 1;
-  const std::size_t d = truth.dim();
+  const std::size_t d = truth.gate_dim();  // the gate locations' dimension
 
   json translation = json::object();
   if (s.shift == Shift::none) {

@@ -32,15 +32,15 @@ ModelKind parse_model_kind(const std::string& text) {
 }
 
 GaussianMoE::GaussianMoE(std::unique_ptr<Gating> gating, std::shared_ptr<const ExpertFamily> experts,
-                         arma::mat eta, arma::vec nu, ModelKind kind)
+                         arma::mat eta, arma::vec nu, ModelKind kind, Covariates covariates)
     : gating_(std::move(gating)), experts_(std::move(experts)), eta_(std::move(eta)),
-      nu_(std::move(nu)), kind_(kind) {
+      nu_(std::move(nu)), kind_(kind), covariates_(std::move(covariates)) {
   validate();
 }
 
 GaussianMoE::GaussianMoE(const GaussianMoE& o)
     : gating_(o.gating_->clone()), experts_(o.experts_), eta_(o.eta_), nu_(o.nu_), kind_(o.kind_),
-      noise_variance_(o.noise_variance_) {}
+      noise_variance_(o.noise_variance_), covariates_(o.covariates_) {}
 
 GaussianMoE& GaussianMoE::operator=(const GaussianMoE& o) {
   if (this != &o) {
@@ -50,6 +50,7 @@ GaussianMoE& GaussianMoE::operator=(const GaussianMoE& o) {
     nu_ = o.nu_;
     kind_ = o.kind_;
     noise_variance_ = o.noise_variance_;
+    covariates_ = o.covariates_;
   }
   return *this;
 }
@@ -57,9 +58,21 @@ GaussianMoE& GaussianMoE::operator=(const GaussianMoE& o) {
 void GaussianMoE::validate() const {
   const std::string fn = "GaussianMoE";
   if (!gating_ || !experts_) throw InvalidArgument(fn + ": gating and expert family are required");
-  if (gating_->dim() != experts_->dim())
-    fail(fn, "expert family dimension", "must equal the gating dimension " + std::to_string(gating_->dim()),
-         experts_->dim());
+  if (covariates_.shared()) {
+    if (gating_->dim() != experts_->dim())
+      fail(fn, "expert family dimension", "must equal the gating dimension " + std::to_string(gating_->dim()),
+           experts_->dim());
+  } else {
+    if (gating_->dim() != covariates_.gate_rows().n_elem)
+      fail(fn, "gating dimension", "must equal the number of gate columns " +
+                                       std::to_string(covariates_.gate_rows().n_elem) + " (" + covariates_.describe() + ")",
+           gating_->dim());
+    if (experts_->dim() != covariates_.expert_rows().n_elem)
+      fail(fn, "expert family dimension", "must equal the number of expert columns " +
+                                              std::to_string(covariates_.expert_rows().n_elem) + " (" +
+                                              covariates_.describe() + ")",
+           experts_->dim());
+  }
   const std::size_t k = gating_->n_experts();
   if (eta_.n_rows != experts_->n_params() || eta_.n_cols != k)
     throw InvalidArgument(fn + ": eta must be " + std::to_string(experts_->n_params()) + " x " +
@@ -74,19 +87,30 @@ void GaussianMoE::validate() const {
   }
 }
 
+void GaussianMoE::set_covariates(Covariates c) {
+  std::swap(covariates_, c);
+  try {
+    validate();
+  } catch (...) {
+    std::swap(covariates_, c);
+    throw;
+  }
+}
+
 void GaussianMoE::set_noise_variance(double v) {
   if (!(v >= 0) || !std::isfinite(v)) fail("GaussianMoE", "noise variance", "must be >= 0", v);
   noise_variance_ = v;
 }
 
 arma::mat GaussianMoE::expert_means(const arma::mat& X) const {
+  const Covariates::Rows xe = expert_x(X);
   arma::mat M(n_experts(), X.n_cols);
-  for (std::size_t j = 0; j < n_experts(); ++j) M.row(j) = experts_->mean(X, eta_.col(j));
+  for (std::size_t j = 0; j < n_experts(); ++j) M.row(j) = experts_->mean(xe.mat(), eta_.col(j));
   return M;
 }
 
 arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) const {
-  arma::mat L = gating_->log_weights(X);
+  arma::mat L = log_weights(X);
   const arma::mat H = expert_means(X);
   if (kind_ == ModelKind::bernoulli) {
     for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += bernoulli_log_pmf(y, H.row(j));
@@ -111,7 +135,7 @@ arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& 
 }
 
 arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
-  const arma::mat P = arma::exp(gating_->log_weights(X));
+  const arma::mat P = arma::exp(log_weights(X));
   if (kind_ == ModelKind::bernoulli) {
     arma::mat S = expert_means(X);
     for (std::size_t j = 0; j < S.n_rows; ++j) S.row(j) = sigmoid(S.row(j));
@@ -126,7 +150,7 @@ arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
     const arma::rowvec p = regression_function(X);
     return p % (1 - p);
   }
-  const arma::mat P = arma::exp(gating_->log_weights(X));
+  const arma::mat P = arma::exp(log_weights(X));
   const arma::mat H = expert_means(X);
   const arma::rowvec m = arma::sum(P % H, 0);
   arma::mat second = H % H;
@@ -143,7 +167,7 @@ arma::mat GaussianMoE::predictive_quantiles(const arma::mat& X, const std::vecto
     for (std::size_t i = 0; i < X.n_cols; ++i)
       for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = probs[q] > 1 - p[i] ? 1.0 : 0.0;
   } else if (kind_ == ModelKind::gaussian) {
-    const arma::mat P = arma::exp(gating_->log_weights(X));
+    const arma::mat P = arma::exp(log_weights(X));
     const arma::mat H = expert_means(X);
     for (std::size_t i = 0; i < X.n_cols; ++i)
       for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = mixture_quantile(P.col(i), H.col(i), nu_, probs[q]);
@@ -166,7 +190,7 @@ arma::rowvec GaussianMoE::simulate(const arma::mat& X, Rng& rng) const {
     for (std::size_t i = 0; i < n; ++i) y[i] = f[i] + sd * rng.normal();
     return y;
   }
-  const arma::mat L = gating_->log_weights(X);
+  const arma::mat L = log_weights(X);
   const arma::mat H = expert_means(X);
   if (kind_ == ModelKind::bernoulli) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -247,6 +271,7 @@ json GaussianMoE::to_json() const {
     ex.push_back(e);
   }
   j["experts"] = ex;
+  if (!covariates_.shared()) j["covariates"] = covariates_.to_json();
   const json extra = gating_->extra_json();
   if (!extra.empty()) j["gating_state"] = extra;
   if (kind_ == ModelKind::regression) j["noise_variance"] = noise_variance_;
@@ -278,8 +303,16 @@ GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
     if (d == 0 && ex[0].contains("expert") && ex[0]["expert"].contains("a") && ex[0]["expert"]["a"].is_array())
       d = ex[0]["expert"]["a"].size();
     if (d == 0) throw err("experts[0]: cannot tell the covariate dimension (no gate beta1/w array)");
-    auto gating = make_gating(j["gating"], k, d);
-    auto family = make_expert_family(j["expert_family"], d);
+    // Gate covariates: the gate reads d_g columns, the experts d_e (model/covariates.hpp).
+    Covariates cov;
+    if (j.contains("covariates") && !j["covariates"].is_null()) cov = Covariates::from_json(j["covariates"], "covariates");
+    const std::size_t dg = cov.shared() ? d : cov.gate_rows().n_elem;
+    const std::size_t de = cov.shared() ? d : cov.expert_rows().n_elem;
+    if (!cov.shared() && d != dg && g0.is_object() && (g0.contains("beta1") || g0.contains("w")))
+      throw err("experts[0].gate: has " + std::to_string(d) + " slopes but the gate reads " + std::to_string(dg) +
+                " columns (" + cov.describe() + ")");
+    auto gating = make_gating(j["gating"], k, dg);
+    auto family = make_expert_family(j["expert_family"], de);
     if (kind != ModelKind::regression && gating->regression_only())
       throw err("gating '" + gating->family() + "' is only allowed in the regression model (\"model\": \"regression\")");
     if (j.contains("gating_state")) gating->set_extra_json(j["gating_state"], "gating_state");
@@ -316,7 +349,7 @@ GaussianMoE GaussianMoE::from_json(const json& j, const std::string& source) {
     }
     if (!gating->params().is_finite())
       throw err("the gate parameters are too large (normalising them overflows a double)");
-    GaussianMoE m(std::move(gating), std::move(family), eta, nu, kind);
+    GaussianMoE m(std::move(gating), std::move(family), eta, nu, kind, std::move(cov));
     if (kind == ModelKind::regression) {
       double nv = 0;
       if (j.contains("noise_variance")) {

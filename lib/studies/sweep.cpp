@@ -180,6 +180,10 @@ Study Study::from_json(const json& j, const std::string& source_name) {
     s.voronoi.infimum_translation = get_or<std::string>(j, "translation", "default", "study") == "infimum";
     s.voronoi.validate();
     for (std::size_t t = 0; t < s.truths.size(); ++t) {
+      if (!s.truths[t].covariates().shared())
+        throw err("truth " + std::to_string(t + 1) + " has gate covariates (" + s.truths[t].covariates().describe() +
+                  "): studies fit every truth on one shared design and do not support them; "
+                  "use fit/select/bootstrap --gate-x on simulated data instead");
       Rng probe(1);
       try {
         (void)draw_design(s.design, s.truths[t].dim(), 2, probe);

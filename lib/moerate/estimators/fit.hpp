@@ -52,6 +52,8 @@ struct FitOptions {
   json expert = json{{"family", "linear"}};
   std::string estimator = "em";           // em | mle | lse (see estimator registry)
   ModelKind response = ModelKind::gaussian;  // gaussian | bernoulli (y in {0, 1}; em only)
+  Covariates covariates{};                // which rows of X the gate and the experts read
+                                          // (model/covariates.hpp); default: all, shared
   int n_starts = 10;                      // restarts; the best objective is kept
   InitSpec init{};
   std::uint64_t seed = 1;

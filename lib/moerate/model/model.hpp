@@ -17,6 +17,12 @@
 // Everything is computed in log space on whole matrices (X is d x n,
 // per-expert quantities k x n).
 //
+// Gate covariates (model/covariates.hpp): the gate may read other columns of X
+// than the experts, pi_i(x_g) and h(x_e; eta_i). X is then the union of the
+// columns (dim() rows); gate_dim() and expert_dim() are the families' own
+// dimensions, and every method takes the rows each part reads (gate_x, expert_x).
+// By default both read all of X (covariates().shared()).
+//
 //   GaussianMoE m = GaussianMoE::from_json(j, "truth.json");
 //   double ll = m.log_likelihood(X, y);
 #pragma once
@@ -27,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "moerate/model/covariates.hpp"
 #include "moerate/model/expert_family.hpp"
 #include "moerate/model/gating.hpp"
 #include "moerate/core/rng.hpp"
@@ -49,7 +56,7 @@ struct Atom {
 class GaussianMoE {
 public:
   GaussianMoE(std::unique_ptr<Gating> gating, std::shared_ptr<const ExpertFamily> experts,
-              arma::mat eta, arma::vec nu, ModelKind kind = ModelKind::gaussian);
+              arma::mat eta, arma::vec nu, ModelKind kind = ModelKind::gaussian, Covariates covariates = {});
   GaussianMoE(const GaussianMoE& o);
   GaussianMoE& operator=(const GaussianMoE& o);
   GaussianMoE(GaussianMoE&&) noexcept = default;
@@ -62,7 +69,16 @@ public:
 
   ModelKind kind() const { return kind_; }
   std::size_t n_experts() const { return gating_->n_experts(); }
-  std::size_t dim() const { return gating_->dim(); }
+  /// Rows of the data matrix X (the union of the gate and expert columns).
+  std::size_t dim() const { return covariates_.shared() ? gating_->dim() : covariates_.dim(); }
+  std::size_t gate_dim() const { return gating_->dim(); }
+  std::size_t expert_dim() const { return experts_->dim(); }
+  const Covariates& covariates() const { return covariates_; }
+  /// Replace the map (validated against the families' dimensions).
+  void set_covariates(Covariates c);
+  /// The rows of X the gating / the expert family read (X itself when shared).
+  Covariates::Rows gate_x(const arma::mat& X) const { return covariates_.gate_x(X); }
+  Covariates::Rows expert_x(const arma::mat& X) const { return covariates_.expert_x(X); }
   const Gating& gating() const { return *gating_; }
   Gating& gating() { return *gating_; }
   const ExpertFamily& experts() const { return *experts_; }
@@ -74,7 +90,10 @@ public:
   double noise_variance() const { return noise_variance_; }
   void set_noise_variance(double v);
 
-  arma::mat log_weights(const arma::mat& X) const { return gating_->log_weights(X); }
+  arma::mat log_weights(const arma::mat& X) const {
+    const Covariates::Rows xg = gate_x(X);
+    return gating_->log_weights(xg.mat());
+  }
   /// k x n expert means h(x_i; eta_j).
   arma::mat expert_means(const arma::mat& X) const;
   /// k x n log pi_j(x_i) + log N(y_i; h_ij, nu_j)  (gaussian kind);
@@ -114,6 +133,7 @@ private:
   arma::vec nu_;
   ModelKind kind_;
   double noise_variance_ = 0;
+  Covariates covariates_;
 };
 
 }  // namespace moerate
