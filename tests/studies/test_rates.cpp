@@ -5,9 +5,11 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "moerate/core/error.hpp"
 #include "moerate/studies/rates.hpp"
+#include "moerate/studies/best_of.hpp"
 #include "moerate/core/rng.hpp"
 
 using namespace moerate;
@@ -363,4 +365,35 @@ TEST_CASE("resolve_metrics and short theory names") {
   auto th = parse_theory({"a=1/4"}, {"m.loss", "m.a"});
   CHECK(th.count("m.a") == 1);
   CHECK_THROWS_AS(parse_theory({"beta1=1/4"}, {"m.loss", "m.a"}), InvalidArgument);
+}
+
+TEST_CASE("best of starts: per data set the certified fit with the larger log-likelihood, and how often starts agree") {
+  const moerate::CsvTable t = moerate::read_csv_table_text(
+      "setting,n,rep,log_likelihood,certified,m.x\n"
+      "a,100,0,-10.0,1,1\n"
+      "b,100,0,-9.0,1,2\n"      // b larger
+      "a,100,1,-5.0,1,3\n"
+      "b,100,1,-5.0004,1,4\n"   // agree within 1e-3; a larger
+      "a,200,0,-3.0,0,5\n"      // a uncertified: b taken, not counted as a comparison
+      "b,200,0,-4.0,1,6\n"
+      "c,100,0,0.0,1,7\n",      // another setting: ignored
+      "t.csv");
+  moerate::StartAgreement a;
+  const moerate::CsvTable out = moerate::with_best_of(t, {"a", "b"}, "a best", 1e-3, &a);
+  REQUIRE(out.rows.size() == t.rows.size() + 3);
+  std::map<std::string, std::string> best;  // "n/rep" -> m.x of the best row
+  for (std::size_t r = t.rows.size(); r < out.rows.size(); ++r) {
+    CHECK(out.rows[r][0] == "a best");
+    best[out.rows[r][1] + "/" + out.rows[r][2]] = out.rows[r][5];
+  }
+  CHECK(best["100/0"] == "2");
+  CHECK(best["100/1"] == "3");
+  CHECK(best["200/0"] == "6");
+  CHECK(a.datasets == 2);
+  CHECK(a.agree == 1);
+  CHECK(a.best_count == std::vector<std::size_t>{1, 2});
+  CHECK(a.max_gap == doctest::Approx(1.0));
+  CHECK(a.median_gap == doctest::Approx(0.5002));
+  CHECK_THROWS_AS(moerate::with_best_of(moerate::read_csv_table_text("setting,n\na,1\n", "u.csv"), {"a"}, "x", 1e-3),
+                  moerate::InputError);
 }
