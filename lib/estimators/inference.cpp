@@ -325,7 +325,12 @@ BootstrapResult bootstrap(const GaussianMoE& model, const arma::mat& X, const ar
   const std::size_t n = X.n_cols, k = model.n_experts();
   BootstrapResult res;
   res.names = model.flat_names();
-  res.estimate = model.flat_params();
+  // Expert parameters in canonical form (ExpertFamily::canonical: relu
+  // rescaling, odd-activation sign flips, unit order), so that the estimate
+  // and every replicate are points of the same chart.
+  GaussianMoE ref = model;
+  for (std::size_t j = 0; j < model.n_experts(); ++j) ref.eta().col(j) = model.experts().canonical(model.eta().col(j));
+  res.estimate = ref.flat_params();
   res.level = opt.level;
   res.seed = opt.seed;
   res.kmeans_starts = opt.kmeans_starts;
@@ -377,13 +382,17 @@ BootstrapResult bootstrap(const GaussianMoE& model, const arma::mat& X, const ar
       }
       if (!std::isfinite(best_obj)) throw std::runtime_error("non-finite objective");
       best.permute(match_experts(best, model));
-      // Resolve parameter symmetries (ffn sign flips, unit order) towards the original.
+      // Resolve parameter symmetries (ffn sign flips, unit order, relu scale)
+      // towards the estimate, in canonical form like it.
       const auto& fam = best.experts();
       for (std::size_t j = 0; j < k; ++j) {
-        arma::vec pick = best.eta().col(j);
-        double dist = arma::norm(pick - model.eta().col(j));
-        for (const auto& e : fam.equivalents(best.eta().col(j)))
-          if (arma::norm(e - model.eta().col(j)) < dist) dist = arma::norm(e - model.eta().col(j)), pick = e;
+        const arma::vec target = ref.eta().col(j);
+        arma::vec pick = fam.canonical(best.eta().col(j));
+        double dist = arma::norm(pick - target);
+        for (const auto& e : fam.equivalents(best.eta().col(j))) {
+          const arma::vec c = fam.canonical(e);
+          if (arma::norm(c - target) < dist) dist = arma::norm(c - target), pick = c;
+        }
         best.eta().col(j) = pick;
       }
       res.draws.row(b) = best.flat_params().t();

@@ -201,3 +201,37 @@ TEST_CASE("bootstrap: deterministic for a seed whatever the thread count; interv
   CHECK(b1.lower[1] <= b1.estimate[1] + 1e-12);
   CHECK(b1.upper[1] >= b1.estimate[1] - 1e-12);
 }
+
+TEST_CASE("bootstrap of bias-free relu experts: estimate and draws in canonical form (relu rescaling quotiented out)") {
+  const GaussianMoE truth = GaussianMoE::from_json(json::parse(R"({
+    "gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "relu", "bias": false},
+    "experts": [
+      {"gate": {"beta0": 0, "beta1": [3]}, "expert": {"a": [2], "c": 1.5}, "variance": 0.05},
+      {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [-1], "c": -2}, "variance": 0.05}]})"), "relu truth");
+  Rng rng(81);  // seed 81
+  const arma::mat X = draw_design("uniform:-1,1", 1, 400, rng);
+  const arma::rowvec y = truth.simulate(X, rng);
+  GaussianMoE m = truth;
+  run_em(m, X, y, EMOptions{});
+  // An exactly equivalent, non-canonical copy: c relu(a x) = (c / s) relu(s a x).
+  GaussianMoE scaled = m;
+  scaled.eta().col(0) = arma::vec{3 * m.eta()(0, 0), m.eta()(1, 0) / 3};
+  CHECK(scaled.log_likelihood(X, y) == doctest::Approx(m.log_likelihood(X, y)).epsilon(1e-12));
+  BootstrapOptions bo;
+  bo.replicates = 6;
+  bo.seed = 3;
+  bo.kmeans_starts = 0;
+  bo.threads = 1;
+  const BootstrapResult b = bootstrap(scaled, X, y, bo);
+  REQUIRE(b.n_failed == 0);
+  for (std::size_t c = 0; c < b.names.size(); ++c) {
+    CAPTURE(b.names[c]);
+    const std::string tail = b.names[c].substr(b.names[c].find('.') + 1);
+    if (tail.rfind("a", 0) == 0 && tail != "a") continue;
+    if (tail == "a_1" || tail == "a") {
+      CHECK(std::abs(b.estimate[c]) == doctest::Approx(1.0));
+      for (std::size_t r = 0; r < b.draws.n_rows; ++r) CHECK(std::abs(b.draws(r, c)) == doctest::Approx(1.0));
+    }
+    if (tail == "c") CHECK(arma::abs(b.draws.col(c) - b.estimate[c]).max() < 1.0);
+  }
+}

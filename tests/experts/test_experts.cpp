@@ -26,11 +26,13 @@ MOERATE_EXPERT_CONFORMANCE("ffn:tanh,units=3", {0.5, 6, -4, 2, -3, 1, 0.5, 10, -
 MOERATE_EXPERT_CONFORMANCE("ffn:sigmoid,bias=false", {3, 4}, {-6, -3}, 0.1);
 MOERATE_EXPERT_CONFORMANCE("ffn:tanh,bias=false", {2, 3}, {-5, 2}, 0.1);
 // gelu without bias: the derivative, round-trip, M-step and symmetry checks only. Its
-// recovery is a known failure (skipped, run with -tc="*gelu,bias=false recovery" -ns): from 5
-// k-means starts the reference expert (x < 0.32) ends in the degenerate valley a -> 0,
-// c -> infinity where c gelu(a x) tends to a line (measured, n = 5000, seed 13/14:
-// truth {3, 2}, {4, -2}: fit {a: -0.00044, c: 30964}, log-likelihood -2266 against -2179 at
-// the truth; truths {-2, 3}, {6, 2} and {3, -2}, {6, 2} the same).
+// recovery is a known failure (skipped; run with -tc="*gelu,bias=false recovery" -ns). Round 2:
+// from 5 k-means starts the reference expert ends in the degenerate valley a -> 0, c -> inf
+// where c gelu(a x) tends to a line (n = 5000, seed 13/14: fit {a: -0.0003, c: 45893},
+// log-likelihood -2266 against -2179 at the truth). Round 3 (EM with Newton steps): the case
+// passes when run alone (or after any one other case) but fails as above after the other
+// bias-free cases in the same process: an order dependence we have not found yet (no static
+// caches, no floating-point environment changes; thread counts 1 and 2 both pass alone).
 TEST_CASE("experts: ffn:gelu,bias=false") {
   moerate::test::run_expert_conformance(moerate::test::ExpertCase{"ffn:gelu,bias=false", {3, 2}, {4, -2}, 0.1});
 }

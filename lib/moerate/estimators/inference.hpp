@@ -100,7 +100,7 @@ struct BootstrapOptions {
 
 struct BootstrapResult {
   std::vector<std::string> names;
-  arma::vec estimate;              // the original model's parameters
+  arma::vec estimate;              // the original model's parameters, experts in canonical form (ExpertFamily::canonical)
   arma::mat draws;                 // replicates x p (NaN rows for failed replicates)
   std::vector<std::string> errors; // per replicate ("" when it succeeded)
   std::vector<int> from_model;     // 1 when the kept refit started from the model
