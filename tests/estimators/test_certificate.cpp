@@ -31,6 +31,14 @@ GaussianMoE with_gating(const json& gating) {
   return GaussianMoE::from_json(j, "test");
 }
 
+/// A k-means start with k = 3 for experiment A's data (over-fitted by one; seed 22).
+GaussianMoE overfitted_start(const Sim& s) {
+  FitOptions fo;
+  fo.n_experts = 3;
+  Rng rng(22);  // seed 22
+  return initial_model(s.X, s.y, fo, rng, nullptr);
+}
+
 }  // namespace
 
 TEST_CASE("per-observation scores sum to the analytic gradient (softmax analytic, laplace by differences)") {
@@ -71,10 +79,7 @@ TEST_CASE("score statistic: the remaining Newton step in standard errors (closed
 
 TEST_CASE("over-fitted EM: SQUAREM is certified where plain EM with the same steps is not yet (seed 21)") {
   const Sim s = simulate(experiment_a(), 2000, 21);
-  FitOptions fo;
-  fo.n_experts = 3;
-  Rng rng(22);  // seed 22
-  const GaussianMoE start = initial_model(s.X, s.y, fo, rng, nullptr);
+  const GaussianMoE start = overfitted_start(s);
   EMOptions sq;
   sq.max_iter = 20000;
   sq.accelerate = Acceleration::squarem;
@@ -138,10 +143,7 @@ TEST_CASE("Newton polish respects the box: a bounded coordinate stays inside (se
 
 TEST_CASE("over-fitted EM: squarem-newton is certified at the same optimum as SQUAREM, in fewer EM steps (seed 21)") {
   const Sim s = simulate(experiment_a(), 2000, 21);
-  FitOptions fo;
-  fo.n_experts = 3;
-  Rng rng(22);  // seed 22
-  const GaussianMoE start = initial_model(s.X, s.y, fo, rng, nullptr);
+  const GaussianMoE start = overfitted_start(s);
   EMOptions sq;
   sq.max_iter = 20000;
   sq.accelerate = Acceleration::squarem;
