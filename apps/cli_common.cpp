@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
 #include <iostream>
 
 #include "moerate/core/error.hpp"
@@ -210,5 +213,17 @@ Dataset read_data_for_model(const json_t& model_file, const std::string& model_p
   }
 }
 
-}  // namespace moerate::cli
+std::string fixed(double v, int digits) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
 
+std::string significant(double v, int digits, const char* nan_text) {
+  if (std::isnan(v)) return nan_text;
+  std::ostringstream s;
+  s << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace moerate::cli

@@ -54,6 +54,12 @@ void check_range(const std::string& option, double value, double lo, double hi);
 /// "-1" is never wrapped around to 2^64 - 1), with our own message.
 CLI::Validator whole(long long lo, long long hi);
 
+/// v in fixed notation with `digits` decimals (as printf's "%.*f").
+std::string fixed(double v, int digits = 3);
+
+/// v with `digits` significant digits (an ostream's default notation); NaN as `nan_text`.
+std::string significant(double v, int digits, const char* nan_text = "nan");
+
 /// Adds --seed: a non-negative integer below 2^64, parsed with our own message.
 CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::string& help);
 

@@ -29,13 +29,6 @@ std::pair<int, double> parse_rbar(const std::string& text) {
   }
 }
 
-std::string fmt(double v) {
-  if (std::isnan(v)) return "n/a";
-  std::ostringstream s;
-  s << std::setprecision(6) << v;
-  return s.str();
-}
-
 }  // namespace
 
 void add_loss_command(CLI::App& app) {
@@ -105,28 +98,28 @@ void add_loss_command(CLI::App& app) {
       std::cout << j.dump() << "\n";
       return;
     }
-    std::cout << L.kind << " Voronoi loss " << fmt(L.total) << "  (k = " << j["k"] << ", k* = "
+    std::cout << L.kind << " Voronoi loss " << moerate::cli::significant(L.total, 6, "n/a") << "  (k = " << j["k"] << ", k* = "
               << j["k_true"] << ", " << j["regime"].get<std::string>() << "; translation: "
               << L.convention << ")\n";
-    std::cout << "  weights W " << fmt(L.terms.at("weights")) << ", singleton S "
-              << fmt(L.terms.at("singleton")) << ", multi-atom cells " << fmt(L.terms.at("multi"))
+    std::cout << "  weights W " << moerate::cli::significant(L.terms.at("weights"), 6, "n/a") << ", singleton S "
+              << moerate::cli::significant(L.terms.at("singleton"), 6, "n/a") << ", multi-atom cells " << moerate::cli::significant(L.terms.at("multi"), 6, "n/a")
               << "\n";
     std::cout << "  exponents: " << j["exponents"]["row"].get<std::string>() << "\n";
     const auto& blocks = j["blocks"];
     for (const auto& c : j["cells"]) {
       std::cout << "  true atom " << c["true_atom"] << ": " << c["size"] << " fitted atom(s)";
       if (!c["fitted_atoms"].empty()) std::cout << " " << c["fitted_atoms"].dump();
-      std::cout << ", weight error " << fmt(c["weight_error"].get<double>());
+      std::cout << ", weight error " << moerate::cli::significant(c["weight_error"].get<double>(), 6, "n/a");
       for (const auto& b : blocks) {
         const auto& e = c["errors"][b.get<std::string>()];
-        std::cout << ", |D" << b.get<std::string>() << "| " << (e.is_null() ? "n/a" : fmt(e.get<double>()));
+        std::cout << ", |D" << b.get<std::string>() << "| " << (e.is_null() ? "n/a" : moerate::cli::significant(e.get<double>(), 6, "n/a"));
       }
       std::cout << (c["size"].get<int>() >= 2 ? " (weighted power means)" : "") << "\n";
       for (const auto& a : c["atoms"])
         if (c["size"].get<int>() >= 2 || (a.contains("negligible") && a["negligible"].get<bool>())) {
-          std::cout << "    atom " << a["index"] << ": exp(beta0) " << fmt(a["weight"].get<double>());
+          std::cout << "    atom " << a["index"] << ": exp(beta0) " << moerate::cli::significant(a["weight"].get<double>(), 6, "n/a");
           if (a.contains("gate_mean"))
-            std::cout << ", average gate weight " << fmt(a["gate_mean"].get<double>())
+            std::cout << ", average gate weight " << moerate::cli::significant(a["gate_mean"].get<double>(), 6, "n/a")
                       << (a["negligible"].get<bool>() ? " (NEGLIGIBLE)" : "");
           std::cout << "\n";
         }
@@ -134,8 +127,8 @@ void add_loss_command(CLI::App& app) {
     for (const auto& n : j["notes"]) std::cout << "  note: " << n.get<std::string>() << "\n";
     if (o->distances)
       std::cout << "density distances over " << o->design << " (" << o->mc << " draws, seed " << o->seed
-                << "): Hellinger " << fmt(D.hellinger) << " (se " << fmt(D.hellinger_se) << "), TV "
-                << fmt(D.tv) << " (se " << fmt(D.tv_se) << "), L2 " << fmt(D.l2) << " (se "
-                << fmt(D.l2_se) << ")\n";
+                << "): Hellinger " << moerate::cli::significant(D.hellinger, 6, "n/a") << " (se " << moerate::cli::significant(D.hellinger_se, 6, "n/a") << "), TV "
+                << moerate::cli::significant(D.tv, 6, "n/a") << " (se " << moerate::cli::significant(D.tv_se, 6, "n/a") << "), L2 " << moerate::cli::significant(D.l2, 6, "n/a") << " (se "
+                << moerate::cli::significant(D.l2_se, 6, "n/a") << ")\n";
   });
 }

@@ -17,12 +17,6 @@
 
 namespace {
 
-std::string fmt(double v, int digits = 3) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 std::string pad(const std::string& s, std::size_t w) {
   return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
 }
@@ -67,7 +61,7 @@ void add_rates_command(CLI::App& app) {
     RateFitOptions fo = sel.fit;
     fo.validate();
 
-    const std::string level_pct = fmt(100 * so.level, 0) + "%";
+    const std::string level_pct = cli::fixed(100 * so.level, 0) + "%";
     const std::string policy =
         std::string("rows with stop_reason failed/non_finite, uncertified rows (stalled, or certified = 0: the "
                     "fit did not reach the optimum to the stated score tolerance) and rows whose loss is empty, nan, "
@@ -127,9 +121,9 @@ void add_rates_command(CLI::App& app) {
             wlo = std::min(wlo, w.exponent);
             whi = std::max(whi, w.exponent);
           }
-          row << pad(fmt(f.exponent), 8) << pad("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]", 18)
-              << pad(theory_text, 12) << pad(fmt(f.exponent_median), 10)
-              << pad(fmt(wlo) + ".." + fmt(whi), 17) << pad(f.preferred_model, 10);
+          row << pad(cli::fixed(f.exponent), 8) << pad("[" + cli::fixed(f.ci_low) + ", " + cli::fixed(f.ci_high) + "]", 18)
+              << pad(theory_text, 12) << pad(cli::fixed(f.exponent_median), 10)
+              << pad(cli::fixed(wlo) + ".." + cli::fixed(whi), 17) << pad(f.preferred_model, 10);
         } else {
           row << pad("not fitted: " + f.note, 75);
         }
@@ -142,10 +136,10 @@ void add_rates_command(CLI::App& app) {
           std::cout << "    window: " << pad("from q", 8) << pad("n_min", 9) << pad("n_max", 9)
                     << pad("sizes", 7) << pad("rows", 7) << pad("e", 8) << level_pct << " CI\n";
           for (const auto& w : f.window)
-            std::cout << "            " << pad(fmt(w.start_quantile, 2), 8) << pad(to_text(w.n_min), 9)
+            std::cout << "            " << pad(cli::fixed(w.start_quantile, 2), 8) << pad(to_text(w.n_min), 9)
                       << pad(to_text(w.n_max), 9) << pad(std::to_string(w.n_sizes), 7)
-                      << pad(std::to_string(w.n_rows), 7) << pad(fmt(w.exponent), 8) << "["
-                      << fmt(w.ci_low) << ", " << fmt(w.ci_high) << "]\n";
+                      << pad(std::to_string(w.n_rows), 7) << pad(cli::fixed(w.exponent), 8) << "["
+                      << cli::fixed(w.ci_low) << ", " << cli::fixed(w.ci_high) << "]\n";
         }
         out["fits"].push_back(std::move(entry));
       }

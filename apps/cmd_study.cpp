@@ -29,12 +29,6 @@ using moerate::json;
 // Two fits of the same data "reach the same log-likelihood" within this (nats).
 constexpr double kStartsAgreeTol = 1e-3;
 
-std::string fmt(double v, int prec = 3) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(prec) << v;
-  return s.str();
-}
-
 }  // namespace
 
 // apps/study_scenarios.cpp: the scenario studies (experiments.md E).
@@ -118,7 +112,7 @@ void add_study_command(CLI::App& app) {
       for (const auto& e : sum.first_errors) msg += "\n  " + e;
       throw std::runtime_error(msg);
     }
-    std::cout << "sweep: " << sum.tasks_run << " fits in " << fmt(sum.seconds, 1) << " s (" << sum.tasks_skipped
+    std::cout << "sweep: " << sum.tasks_run << " fits in " << moerate::cli::fixed(sum.seconds, 1) << " s (" << sum.tasks_skipped
               << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap, " << sum.uncertified << " not certified\n\n";
 
     // Rates with bootstrap intervals beside the theory.
@@ -210,8 +204,8 @@ void add_study_command(CLI::App& app) {
         }
         std::string agree = "-";
         if (e.theory) agree = (*e.theory >= f.ci_low && *e.theory <= f.ci_high) ? "yes" : "no";
-        std::cout << std::setw(8) << fmt(f.exponent) << std::setw(20)
-                  << ("[" + fmt(f.ci_low) + ", " + fmt(f.ci_high) + "]") << std::setw(9)
+        std::cout << std::setw(8) << moerate::cli::fixed(f.exponent) << std::setw(20)
+                  << ("[" + moerate::cli::fixed(f.ci_low) + ", " + moerate::cli::fixed(f.ci_high) + "]") << std::setw(9)
                   << (e.theory ? moerate::exponent_label(*e.theory) : "-") << std::setw(9) << agree << std::setw(18)
                   << trust_of(st.label, m) << f.n_used << "/" << f.n_capped << "/" << f.n_uncertified << "/"
                   << f.n_failed << "\n";
@@ -221,8 +215,8 @@ void add_study_command(CLI::App& app) {
       if (!agreement.count(st.label + " best")) continue;
       const auto& a = agreement.at(st.label);
       std::cout << "starts, " << st.label << ": k-means and near-truth starts reach the same log-likelihood (within "
-                << fmt(kStartsAgreeTol) << " nats) on " << a.agree << " of " << a.datasets
-                << " data sets; median gap " << fmt(a.median_gap) << " nats (max " << fmt(a.max_gap)
+                << moerate::cli::fixed(kStartsAgreeTol) << " nats) on " << a.agree << " of " << a.datasets
+                << " data sets; median gap " << moerate::cli::fixed(a.median_gap) << " nats (max " << moerate::cli::fixed(a.max_gap)
                 << "); the larger: k-means " << a.best_count[0] << ", near-truth " << a.best_count[1] << "\n";
     }
     if (any_best)
@@ -250,8 +244,8 @@ void add_study_command(CLI::App& app) {
           if (decisive && a.ci_high < b.ci_low && (block == "beta1" || block == "b")) any_resolved = true;
           std::cout << "  " << std::setw(6) << block
                     << (init.empty() ? " k-means   " : init == " best" ? " best-of   " : " near-truth")
-                    << "  linear " << fmt(a.exponent) << " [" << fmt(a.ci_low) << ", " << fmt(a.ci_high) << "]"
-                    << "  tanh " << fmt(b.exponent) << " [" << fmt(b.ci_low) << ", " << fmt(b.ci_high) << "]  " << v
+                    << "  linear " << moerate::cli::fixed(a.exponent) << " [" << moerate::cli::fixed(a.ci_low) << ", " << moerate::cli::fixed(a.ci_high) << "]"
+                    << "  tanh " << moerate::cli::fixed(b.exponent) << " [" << moerate::cli::fixed(b.ci_low) << ", " << moerate::cli::fixed(b.ci_high) << "]  " << v
                     << "\n";
         }
       }

@@ -15,17 +15,6 @@
 #include "moerate/studies/rates.hpp"
 #include "moerate/studies/scenarios.hpp"
 
-namespace {
-
-std::string fmt(double v, int prec = 4) {
-  if (!std::isfinite(v)) return "nan";
-  std::ostringstream s;
-  s << std::setprecision(prec) << v;
-  return s.str();
-}
-
-}  // namespace
-
 void run_scenario_study_command(const std::string& name, const std::string& scale, const std::string& out, int threads,
                                 int bootstrap, bool print_config, bool quiet) {
   namespace fs = std::filesystem;
@@ -73,7 +62,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
     for (const auto& e : sum.first_errors) msg += "\n  " + e;
     throw std::runtime_error(msg);
   }
-  std::cout << "fits: " << sum.tasks_run << " in " << fmt(sum.seconds, 3) << " s (" << sum.tasks_skipped
+  std::cout << "fits: " << sum.tasks_run << " in " << moerate::cli::significant(sum.seconds, 3) << " s (" << sum.tasks_skipped
             << " resumed), " << sum.tasks_failed << " failed, " << sum.capped << " at the iteration cap\n";
   for (const auto& e : sum.first_errors) std::cout << "  failed: " << e << "\n";
 
@@ -86,8 +75,8 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
             << "metric" << std::setw(11) << "mean" << std::setw(24) << "interval" << std::setw(11) << "median" << "reps\n";
   for (const auto& c : cells) {
     std::cout << std::left << std::setw(28) << c.setting << std::setw(8) << c.n << std::setw(5) << c.k << std::setw(17)
-              << c.metric << std::setw(11) << fmt(c.mean) << std::setw(24)
-              << ("[" + fmt(c.ci_low) + ", " + fmt(c.ci_high) + "]") << std::setw(11) << fmt(c.median) << c.reps << "\n";
+              << c.metric << std::setw(11) << moerate::cli::significant(c.mean, 4) << std::setw(24)
+              << ("[" + moerate::cli::significant(c.ci_low, 4) + ", " + moerate::cli::significant(c.ci_high, 4) + "]") << std::setw(11) << moerate::cli::significant(c.median, 4) << c.reps << "\n";
     summary["cells"].push_back({{"setting", c.setting}, {"n", c.n}, {"k", c.k}, {"metric", c.metric},
                                 {"mean", std::isfinite(c.mean) ? moerate::json(c.mean) : moerate::json(nullptr)},
                                 {"ci_low", std::isfinite(c.ci_low) ? moerate::json(c.ci_low) : moerate::json(nullptr)},
@@ -127,7 +116,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
         std::cout << "  " << std::left << std::setw(28) << series << std::setw(22) << (m == "cosine" || m == "routing_accuracy" ? "1 - " + m : m)
                   << "vs " << x << ": ";
         if (ser.fit.fitted)
-          std::cout << "e = " << fmt(ser.fit.exponent, 3) << " [" << fmt(ser.fit.ci_low, 3) << ", " << fmt(ser.fit.ci_high, 3)
+          std::cout << "e = " << moerate::cli::significant(ser.fit.exponent, 3) << " [" << moerate::cli::significant(ser.fit.ci_low, 3) << ", " << moerate::cli::significant(ser.fit.ci_high, 3)
                     << "]\n";
         else
           std::cout << "not fitted: " << ser.fit.note << "\n";

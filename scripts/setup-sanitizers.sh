@@ -8,10 +8,11 @@ set -eu
 cd "$(dirname "$0")/.."
 if [ ! -f build-san/build.ninja ]; then
   # -O1 (what the sanitizers are designed for) compiles about twice as fast as
-  # the release build's -O3; Armadillo's checks stay off as in release.
+  # the release build's -O3; Armadillo's checks stay off as in release. Unity build as
+  # in scripts/setup.sh.
   meson setup build-san --buildtype=plain -Doptimization=1 -Db_sanitize=address,undefined -Db_lundef=false \
     -Dslow_tests=false -Dpython=disabled -Dcpp_args="-DARMA_NO_DEBUG -fno-sanitize-recover=undefined" \
-    -Dcpp_link_args=-fno-sanitize-recover=undefined \
+    -Dcpp_link_args=-fno-sanitize-recover=undefined -Dunity=on -Dunity_size=6 \
     >build-san-setup.log 2>&1 || { cat build-san-setup.log >&2; exit 1; }
   rm -f build-san-setup.log
 fi

@@ -16,8 +16,6 @@ namespace moerate {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 // Quadrature: 31-point Gauss-Kronrod panels (Boost.Math, used non-adaptively)
 // refined globally, QUADPACK-QAG style: the panel with the largest error
 // estimate is halved until the summed error is below

@@ -14,8 +14,6 @@ namespace moerate {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 // Which row of the table in models.md section 6 applies.
 enum class Row {
   rbar_linear,     // softmax-type gate, linear (or polynomial) experts: r = rbar(m_j) exponents

@@ -21,6 +21,7 @@ namespace moerate {
 
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 double log_sum_exp(const arma::vec& v);
 double log_sum_exp(double a, double b);
