@@ -1,6 +1,7 @@
 #include "moerate/experts/ffn_expert.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "moerate/core/error.hpp"
@@ -243,6 +244,12 @@ arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const ar
       arma::vec f = -e;
       cands.push_back(f);
     }
+    if (!bias_) {
+      // Without this, gelu starts whose scale is off slide into the valley a -> 0,
+      // c -> inf where c gelu(a^T x) tends to a line.
+      const auto prof = scale_profile(X, y, w, lin.head(d_));
+      for (std::size_t i = 0; i < std::min<std::size_t>(2, prof.size()); ++i) cands.push_back(prof[i].second);
+    }
   }
   for (int t = 0; t < 4; ++t) {
     arma::vec e(n_params());
@@ -251,6 +258,48 @@ arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const ar
     cands.push_back(e);
   }
   return best_refined(X, y, w, std::move(cands), opt, arma::vec(n_params(), arma::fill::ones));
+}
+
+std::vector<std::pair<double, arma::vec>> FfnExpert::scale_profile(const arma::mat& X, const arma::rowvec& y,
+                                                                   const arma::rowvec& w, const arma::vec& u) const {
+  std::vector<std::pair<double, arma::vec>> out;
+  const arma::rowvec z = u.t() * X;
+  const double zs = arma::abs(z).max();
+  if (!(zs > 0) || !std::isfinite(zs)) return out;
+  for (int sign = -1; sign <= 1; sign += 2) {
+    for (int k = -4; k <= 5; ++k) {
+      const double s = sign * std::ldexp(1.0, k) / zs;
+      arma::vec g(d_ + 1);
+      g.head(d_) = s * u;
+      g[d_] = 1.0;
+      const arma::rowvec p = mean(X, g);  // phi(s u^T x)
+      const double pp = arma::accu(w % p % p);
+      if (!(pp > 0) || !std::isfinite(pp)) continue;
+      g[d_] = arma::accu(w % p % y) / pp;
+      const double sse = arma::accu(w % arma::square(y - g[d_] * p));
+      if (std::isfinite(sse) && g.is_finite()) out.emplace_back(sse, std::move(g));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& l, const auto& r) { return l.first < r.first; });
+  return out;
+}
+
+ExpertMStepResult FfnExpert::m_step(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                                    arma::vec& eta, const ExpertMStepOptions& opt) const {
+  ExpertMStepResult res = ExpertFamily::m_step(X, y, w, eta, opt);
+  if (bias_ || units_ != 1 || (act_ != Activation::gelu && act_ != Activation::relu)) return res;
+  arma::vec u = eta.head(d_);
+  if (!(arma::norm(u) > 0)) return res;
+  const auto prof = scale_profile(X, y, w, u);
+  if (prof.empty() || !(prof[0].first < res.sse_after)) return res;
+  arma::vec alt = prof[0].second;
+  ExpertMStepResult r2 = ExpertFamily::m_step(X, y, w, alt, opt);
+  if (r2.sse_after < res.sse_after) {
+    eta = alt;
+    res.sse_after = r2.sse_after;
+    res.accepted_steps += r2.accepted_steps;
+  }
+  return res;
 }
 
 arma::vec FfnExpert::initial_units(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,

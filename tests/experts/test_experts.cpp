@@ -25,20 +25,16 @@ MOERATE_EXPERT_CONFORMANCE("ffn:tanh,units=3", {0.5, 6, -4, 2, -3, 1, 0.5, 10, -
 // canonical form (|a| = 1).
 MOERATE_EXPERT_CONFORMANCE("ffn:sigmoid,bias=false", {3, 4}, {-6, -3}, 0.1);
 MOERATE_EXPERT_CONFORMANCE("ffn:tanh,bias=false", {2, 3}, {-5, 2}, 0.1);
-// gelu without bias: the derivative, round-trip, M-step and symmetry checks only. Its
-// recovery is a known failure (skipped; run with -tc="*gelu,bias=false recovery" -ns). Round 2:
-// from 5 k-means starts the reference expert ends in the degenerate valley a -> 0, c -> inf
-// where c gelu(a x) tends to a line (n = 5000, seed 13/14: fit {a: -0.0003, c: 45893},
-// log-likelihood -2266 against -2179 at the truth). Round 3 (EM with Newton steps): the case
-// passes when run alone (or after any one other case) but fails as above after the other
-// bias-free cases in the same process: an order dependence we have not found yet (no static
-// caches, no floating-point environment changes; thread counts 1 and 2 both pass alone).
-TEST_CASE("experts: ffn:gelu,bias=false") {
-  moerate::test::run_expert_conformance(moerate::test::ExpertCase{"ffn:gelu,bias=false", {3, 2}, {4, -2}, 0.1});
-}
-TEST_CASE("experts: ffn:gelu,bias=false recovery" * doctest::skip(true)) {
-  moerate::test::run_expert_recovery(moerate::test::ExpertCase{"ffn:gelu,bias=false", {3, 2}, {4, -2}, 0.1});
-}
+// gelu without bias. Expert 2 lives on x < 0.32 only; with truth {4, -2} (z = a x up to
+// 1.28, where gelu is nearly a parabola) its (a, c) are weakly identified: the MLE at
+// n = 5000 (log-likelihood -2174.65 against -2178.63 at the truth) has {2.69, -3.33}. With
+// {10, -1} the unit bends inside the interval and the MLE is within 3% (seed 13). Rounds 2-3
+// found the fit in the valley a -> 0, c -> inf (c gelu(a x) tends to a line; -2266 nats):
+// a local M-step never crosses from a < 0 to a > 0; the family's M-step now also tries the
+// scale profile (FfnExpert::m_step; the test case below). Round 3's "order dependence" was
+// a doctest filter artefact: -tc splits on commas, so "*gelu,bias=false*" selected other
+// cases; escape the comma: -tc='*gelu\,bias=false recovery'.
+MOERATE_EXPERT_CONFORMANCE("ffn:gelu,bias=false", {3, 2}, {10, -1}, 0.1);
 // relu without bias on x in [0, 1]: with truth {1, -4} for expert 2 the fit ends with a dead
 // unit (a < 0, h = 0 on the data; log-likelihood -3405 against -2179); with {1, -10} the
 // zero function is clearly worse and the fit recovers the truth.
@@ -128,6 +124,41 @@ TEST_CASE("ffn: relu canonical form resolves the positive scaling") {
   const auto u = make_expert_family(parse_family_spec("ffn:relu,bias=false,units=2"), 1);
   const arma::vec e{0.1, 2, 3, -4, 0.5};  // 0.1 + 3 relu(2x) + 0.5 relu(-4x)
   CHECK(arma::approx_equal(u->canonical(e), arma::vec{0.1, -1, 2, 1, 6}, "absdiff", 1e-14));
+}
+
+TEST_CASE("ffn: a bias-free gelu M-step started on the wrong side of a = 0 reaches the right side") {
+  // y = -gelu(10 x) + noise on [0, 0.32]: concave and falling. From a < 0 (c gelu(a x) is convex
+  // for c > 0 and rises for c < 0) Levenberg-Marquardt alone ends in the valley a -> 0, c -> inf.
+  const auto f = make_expert_family(parse_family_spec("ffn:gelu,bias=false"), 1);
+  Rng rng(31);  // seed 31
+  const std::size_t n = 1500;
+  arma::mat X(1, n);
+  for (auto& v : X) v = 0.32 * rng.uniform();
+  const arma::vec truth{10, -1};
+  arma::rowvec y = f->mean(X, truth);
+  for (auto& v : y) v += rng.normal(0, 0.4);
+  const arma::rowvec w(n, arma::fill::ones);
+  const double sse_truth = f->weighted_sse(X, y, w, truth);
+  arma::vec eta{-0.5, 1.0};
+  ExpertMStepOptions opt;
+  opt.lm_steps = 50;
+  const double before = f->weighted_sse(X, y, w, eta);
+  const ExpertMStepResult r = f->m_step(X, y, w, eta, opt);
+  INFO("eta after " << eta.t());
+  CHECK(r.sse_after <= before);
+  CHECK(r.sse_after == doctest::Approx(f->weighted_sse(X, y, w, eta)).epsilon(1e-12));
+  CHECK(eta[0] > 1);                   // the concave side
+  CHECK(r.sse_after <= sse_truth);     // at least as good as the truth: the least-squares optimum
+  arma::vec lm{-0.5, 1.0};             // what this guards against: LM alone stays on a < 0
+  f->ExpertFamily::m_step(X, y, w, lm, opt);
+  CHECK(lm[0] < 0);
+  CHECK(f->weighted_sse(X, y, w, lm) > sse_truth);
+  // tanh is odd (a sign flip is an equivalence): its M-step is Levenberg-Marquardt alone.
+  const auto t = make_expert_family(parse_family_spec("ffn:tanh,bias=false"), 1);
+  arma::vec e1{-0.5, 1.0}, e2 = e1;
+  t->m_step(X, y, w, e1, opt);
+  t->ExpertFamily::m_step(X, y, w, e2, opt);
+  CHECK(arma::approx_equal(e1, e2, "absdiff", 0.0));
 }
 
 TEST_CASE("ffn: bias-free layout, model file and options") {
