@@ -89,6 +89,23 @@ arma::mat score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::ro
   return 0.5 * (H + H.t());
 }
 
+arma::mat score_hessian_forward(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, const arma::vec& g0,
+                                double rel_step) {
+  const arma::vec theta = m.flat_params();
+  const std::size_t p = theta.n_elem;
+  if (g0.n_elem != p) throw InvalidArgument("score_hessian_forward: g0 has the wrong length");
+  arma::mat H(p, p);
+  GaussianMoE w = m;
+  for (std::size_t a = 0; a < p; ++a) {
+    arma::vec tp = theta;
+    tp[a] += rel_step * std::max(1.0, std::abs(theta[a]));
+    const double h = tp[a] - theta[a];  // the step actually taken (exact in floating point)
+    w.set_flat_params(tp);
+    H.col(a) = (score(w, X, y) - g0) / h;
+  }
+  return 0.5 * (H + H.t());
+}
+
 arma::mat numerical_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step) {
   check_gaussian(m, X, y, "numerical_hessian");
   const arma::vec theta = m.flat_params();

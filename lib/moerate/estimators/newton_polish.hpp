@@ -3,8 +3,9 @@
 // crawls: over-fitted (singular) fits, whose EM rate tends to 1 as n grows.
 //
 // One step at theta (GaussianMoE::flat_params):
-//   g = analytic score (inference.hpp score()), H = central differences of g
-//   (score_hessian, symmetrised), A = -H on the free coordinates (those not on
+//   g = analytic score (inference.hpp score()), H = forward differences of g
+//   (score_hessian_forward, symmetrised; relative error about 1e-7, which
+//   changes a Newton step's length, not its fixed point), A = -H on the free coordinates (those not on
 //   a bound of the box with g pointing out of it); A is factorised by Cholesky,
 //   with a Levenberg-Marquardt shift mu I (mu from 1e-10 max diag A, x10) when
 //   it is not positive definite; delta = A^-1 g; theta' = clamp(theta + t delta)
@@ -17,7 +18,7 @@
 // in the singular regime. EM still certifies the result (the polish only
 // moves the iterate; em.hpp's stopping rule decides convergence).
 //
-// Cost of a step: 2p + 1 score evaluations (p = number of parameters) and
+// Cost of a step: p + 1 score evaluations (p = number of parameters) and
 // line-search log-likelihoods, against one E- and M-step for EM.
 //
 //   PolishResult r = newton_polish(model, X, y, box, PolishOptions{});
@@ -33,7 +34,7 @@ namespace moerate {
 struct PolishOptions {
   int max_steps = 10;            // Newton steps per call
   double decrement_tol = 1e-10;  // stop when g' delta (about twice the gain still available) is below this
-  double rel_step = 1e-5;        // finite-difference step of the Hessian, relative to max(1, |theta_i|)
+  double rel_step = 1e-7;        // forward-difference step of the Hessian, relative to max(1, |theta_i|)
 };
 
 struct PolishResult {
