@@ -38,7 +38,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
 void add_study_command(CLI::App& app) {
   struct Opts {
     std::string name, scale = "quick", out;
-    int threads = 0, bootstrap = 1000;
+    int threads = 0, bootstrap = 1000, starts = 0, replications = 0;
     bool print_config = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
@@ -53,6 +53,12 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output directory (default out/NAME-SCALE)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str()->check(moerate::cli::whole(0, 1000000));
+  cmd->add_option("--starts", o->starts,
+                  "Starts per fit of the truth-free settings (k-means, random); near-truth settings keep one "
+                  "(default: the scale's)")
+      ->check(moerate::cli::whole(1, 1000));
+  cmd->add_option("--replications", o->replications, "Replications per sample size (default: the scale's)")
+      ->check(moerate::cli::whole(1, 100000));
   cmd->add_flag("--print-config", o->print_config, "Print the study file and exit (edit it and run 'moerate sweep')");
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");
@@ -61,6 +67,9 @@ void add_study_command(CLI::App& app) {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_range("--bootstrap", o->bootstrap, 0, 1000000);
     if (moerate::is_scenario_study(o->name)) {
+      if (o->starts > 0 || o->replications > 0)
+        throw moerate::cli::UsageError("--starts and --replications apply to the rate studies (A1, A2, A3, B), not to " +
+                                       o->name);
       run_scenario_study_command(o->name, o->scale, o->out, o->threads, o->bootstrap, o->print_config, o->quiet);
       return;
     }
@@ -70,11 +79,21 @@ void add_study_command(CLI::App& app) {
     } catch (const moerate::InvalidArgument& e) {
       throw moerate::cli::UsageError(e.what());
     }
+    std::string variant;  // appended to the default directory when the scale's defaults are changed
+    if (o->starts > 0) {
+      for (auto& st : cfg["settings"])
+        if (st.value("init", std::string("kmeans")) != "near-truth") st["starts"] = o->starts;
+      variant += "-starts" + std::to_string(o->starts);
+    }
+    if (o->replications > 0) {
+      cfg["replications"] = o->replications;
+      variant += "-reps" + std::to_string(o->replications);
+    }
     if (o->print_config) {
       std::cout << cfg.dump(2) << "\n";
       return;
     }
-    const std::string dir = o->out.empty() ? "out/" + o->name + "-" + o->scale : o->out;
+    const std::string dir = o->out.empty() ? "out/" + o->name + "-" + o->scale + variant : o->out;
     {
       std::error_code ec;
       const auto st = fs::symlink_status(dir, ec);
