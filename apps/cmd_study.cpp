@@ -161,14 +161,7 @@ void add_study_command(CLI::App& app) {
         any_best = true;
       }
     if (any_best) {
-      std::string text;
-      for (std::size_t c = 0; c < table.header.size(); ++c) text += (c ? "," : "") + moerate::csv_field(table.header[c]);
-      text += "\n";
-      for (const auto& row : table.rows) {
-        for (std::size_t c = 0; c < row.size(); ++c) text += (c ? "," : "") + moerate::csv_field(row[c]);
-        text += "\n";
-      }
-      moerate::write_file_atomic(dir + "/results-best.csv", text);
+      moerate::write_file_atomic(dir + "/results-best.csv", moerate::csv_table_text(table.header, table.rows));
     }
     moerate::RateFitOptions ro;
     ro.bootstrap = o->bootstrap;

@@ -312,14 +312,7 @@ py::object column(const PyTable& tab, const std::string& name) {
 }
 
 std::string table_csv(const PyTable& tab) {
-  std::string out;
-  for (std::size_t c = 0; c < tab.t.header.size(); ++c) out += (c ? "," : "") + moerate::csv_field(tab.t.header[c]);
-  out += '\n';
-  for (const auto& r : tab.t.rows) {
-    for (std::size_t c = 0; c < r.size(); ++c) out += (c ? "," : "") + moerate::csv_field(r[c]);
-    out += '\n';
-  }
-  return out;
+  return moerate::csv_table_text(tab.t.header, tab.t.rows);
 }
 
 PyTable table_from(const py::handle& o) {

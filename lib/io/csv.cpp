@@ -276,6 +276,21 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+std::string csv_line(const std::vector<std::string>& fields) {
+  std::string out;
+  for (std::size_t c = 0; c < fields.size(); ++c) {
+    if (c) out += ',';
+    out += csv_field(fields[c]);
+  }
+  return out + '\n';
+}
+
+std::string csv_table_text(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string out = csv_line(header);
+  for (const auto& r : rows) out += csv_line(r);
+  return out;
+}
+
 CsvTable read_csv_table(const std::string& path) { return read_csv_table_text(read_text_file(path), path); }
 
 CsvTable read_csv_table_text(const std::string& text, const std::string& path) {

@@ -406,12 +406,6 @@ std::string key_of(const std::string& setting, const std::string& n, const std::
   return setting + '\x1f' + n + '\x1f' + rep;
 }
 
-std::string csv_line(const std::vector<std::string>& row) {
-  std::string out;
-  for (std::size_t c = 0; c < row.size(); ++c) out += (c ? "," : "") + csv_field(row[c]);
-  return out + "\n";
-}
-
 }  // namespace
 
 SweepSummary run_scenario_study(const ScenarioStudy& s, const std::string& out_csv, const SweepOptions& opt) {
@@ -530,9 +524,7 @@ SweepSummary run_scenario_study(const ScenarioStudy& s, const std::string& out_c
     if (na != nb) return na < nb;
     return std::stoll(a[2]) < std::stoll(b[2]);
   });
-  std::string text = csv_line(header);
-  for (const auto& r : rows) text += csv_line(r);
-  write_file_atomic(out_csv, text, /*replaces_input=*/true);
+  write_file_atomic(out_csv, csv_table_text(header, rows), /*replaces_input=*/true);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (cancelled) throw Cancelled();
   return sum;

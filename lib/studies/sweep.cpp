@@ -307,14 +307,7 @@ void write_sorted(const std::string& path, const std::vector<std::string>& heade
     if (na != nb) return na < nb;
     return std::stoll(a[2]) < std::stoll(b[2]);
   });
-  std::ostringstream out;
-  for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << csv_field(header[c]);
-  out << '\n';
-  for (const auto& r : rows) {
-    for (std::size_t c = 0; c < r.size(); ++c) out << (c ? "," : "") << csv_field(r[c]);
-    out << '\n';
-  }
-  write_file_atomic(path, out.str(), /*replaces_input=*/true);
+  write_file_atomic(path, csv_table_text(header, rows), /*replaces_input=*/true);
 }
 
 std::string fmt_duration(double s) {
@@ -481,9 +474,7 @@ SweepSummary run_sweep(const Study& s, const std::string& out_csv, const SweepOp
     row[10] = format_double(std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count());
     std::lock_guard<std::mutex> lock(mu);
     if (write_failed.load()) continue;
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) line += (c ? "," : "") + csv_field(row[c]);
-    line += '\n';
+    const std::string line = csv_line(row);
     errno = 0;
     if (std::fwrite(line.data(), 1, line.size(), f) != line.size() || std::fflush(f) != 0) {
       write_error = std::string("writing a result failed (") + std::strerror(errno ? errno : EIO) +

@@ -54,6 +54,10 @@ Dataset read_csv_text(const std::string& text, const std::string& name, const Cs
 
 /// Quote a CSV field if needed (RFC 4180).
 std::string csv_field(const std::string& s);
+/// One CSV line: the fields quoted by csv_field, joined by ',', ended by '\n'.
+std::string csv_line(const std::vector<std::string>& fields);
+/// CSV text of a header and rows (fields quoted by csv_field, lines ended by '\n').
+std::string csv_table_text(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 /// Format a double with full precision (17 significant digits, "nan"/"inf" spelled out).
 std::string format_double(double v);
 
