@@ -98,28 +98,29 @@ void add_loss_command(CLI::App& app) {
       std::cout << j.dump() << "\n";
       return;
     }
-    std::cout << L.kind << " Voronoi loss " << moerate::cli::significant(L.total, 6, "n/a") << "  (k = " << j["k"] << ", k* = "
+    const auto num = [](double v) { return moerate::cli::significant(v, 6, "n/a"); };
+    std::cout << L.kind << " Voronoi loss " << num(L.total) << "  (k = " << j["k"] << ", k* = "
               << j["k_true"] << ", " << j["regime"].get<std::string>() << "; translation: "
               << L.convention << ")\n";
-    std::cout << "  weights W " << moerate::cli::significant(L.terms.at("weights"), 6, "n/a") << ", singleton S "
-              << moerate::cli::significant(L.terms.at("singleton"), 6, "n/a") << ", multi-atom cells " << moerate::cli::significant(L.terms.at("multi"), 6, "n/a")
+    std::cout << "  weights W " << num(L.terms.at("weights")) << ", singleton S "
+              << num(L.terms.at("singleton")) << ", multi-atom cells " << num(L.terms.at("multi"))
               << "\n";
     std::cout << "  exponents: " << j["exponents"]["row"].get<std::string>() << "\n";
     const auto& blocks = j["blocks"];
     for (const auto& c : j["cells"]) {
       std::cout << "  true atom " << c["true_atom"] << ": " << c["size"] << " fitted atom(s)";
       if (!c["fitted_atoms"].empty()) std::cout << " " << c["fitted_atoms"].dump();
-      std::cout << ", weight error " << moerate::cli::significant(c["weight_error"].get<double>(), 6, "n/a");
+      std::cout << ", weight error " << num(c["weight_error"].get<double>());
       for (const auto& b : blocks) {
         const auto& e = c["errors"][b.get<std::string>()];
-        std::cout << ", |D" << b.get<std::string>() << "| " << (e.is_null() ? "n/a" : moerate::cli::significant(e.get<double>(), 6, "n/a"));
+        std::cout << ", |D" << b.get<std::string>() << "| " << (e.is_null() ? "n/a" : num(e.get<double>()));
       }
       std::cout << (c["size"].get<int>() >= 2 ? " (weighted power means)" : "") << "\n";
       for (const auto& a : c["atoms"])
         if (c["size"].get<int>() >= 2 || (a.contains("negligible") && a["negligible"].get<bool>())) {
-          std::cout << "    atom " << a["index"] << ": exp(beta0) " << moerate::cli::significant(a["weight"].get<double>(), 6, "n/a");
+          std::cout << "    atom " << a["index"] << ": exp(beta0) " << num(a["weight"].get<double>());
           if (a.contains("gate_mean"))
-            std::cout << ", average gate weight " << moerate::cli::significant(a["gate_mean"].get<double>(), 6, "n/a")
+            std::cout << ", average gate weight " << num(a["gate_mean"].get<double>())
                       << (a["negligible"].get<bool>() ? " (NEGLIGIBLE)" : "");
           std::cout << "\n";
         }
@@ -127,8 +128,8 @@ void add_loss_command(CLI::App& app) {
     for (const auto& n : j["notes"]) std::cout << "  note: " << n.get<std::string>() << "\n";
     if (o->distances)
       std::cout << "density distances over " << o->design << " (" << o->mc << " draws, seed " << o->seed
-                << "): Hellinger " << moerate::cli::significant(D.hellinger, 6, "n/a") << " (se " << moerate::cli::significant(D.hellinger_se, 6, "n/a") << "), TV "
-                << moerate::cli::significant(D.tv, 6, "n/a") << " (se " << moerate::cli::significant(D.tv_se, 6, "n/a") << "), L2 " << moerate::cli::significant(D.l2, 6, "n/a") << " (se "
-                << moerate::cli::significant(D.l2_se, 6, "n/a") << ")\n";
+                << "): Hellinger " << num(D.hellinger) << " (se " << num(D.hellinger_se) << "), TV "
+                << num(D.tv) << " (se " << num(D.tv_se) << "), L2 " << num(D.l2) << " (se "
+                << num(D.l2_se) << ")\n";
   });
 }

@@ -18,6 +18,7 @@
 void run_scenario_study_command(const std::string& name, const std::string& scale, const std::string& out, int threads,
                                 int bootstrap, bool print_config, bool quiet) {
   namespace fs = std::filesystem;
+  const auto num = [](double v) { return moerate::cli::significant(v, 4); };
   moerate::ScenarioStudy study;
   try {
     study = moerate::scenario_study(name, scale);
@@ -75,8 +76,8 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
             << "metric" << std::setw(11) << "mean" << std::setw(24) << "interval" << std::setw(11) << "median" << "reps\n";
   for (const auto& c : cells) {
     std::cout << std::left << std::setw(28) << c.setting << std::setw(8) << c.n << std::setw(5) << c.k << std::setw(17)
-              << c.metric << std::setw(11) << moerate::cli::significant(c.mean, 4) << std::setw(24)
-              << ("[" + moerate::cli::significant(c.ci_low, 4) + ", " + moerate::cli::significant(c.ci_high, 4) + "]") << std::setw(11) << moerate::cli::significant(c.median, 4) << c.reps << "\n";
+              << c.metric << std::setw(11) << num(c.mean) << std::setw(24)
+              << ("[" + num(c.ci_low) + ", " + num(c.ci_high) + "]") << std::setw(11) << num(c.median) << c.reps << "\n";
     summary["cells"].push_back({{"setting", c.setting}, {"n", c.n}, {"k", c.k}, {"metric", c.metric},
                                 {"mean", std::isfinite(c.mean) ? moerate::json(c.mean) : moerate::json(nullptr)},
                                 {"ci_low", std::isfinite(c.ci_low) ? moerate::json(c.ci_low) : moerate::json(nullptr)},

@@ -247,7 +247,7 @@ arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const ar
     if (!bias_) {
       // Without this, gelu starts whose scale is off slide into the valley a -> 0,
       // c -> inf where c gelu(a^T x) tends to a line.
-      const auto prof = scale_profile(X, y, w, lin.head(d_));
+      const auto prof = scale_profile(X, y, w, lin.head(d_), /*both_signs=*/true);
       for (std::size_t i = 0; i < std::min<std::size_t>(2, prof.size()); ++i) cands.push_back(prof[i].second);
     }
   }
@@ -261,12 +261,13 @@ arma::vec FfnExpert::initial(const arma::mat& X, const arma::rowvec& y, const ar
 }
 
 std::vector<std::pair<double, arma::vec>> FfnExpert::scale_profile(const arma::mat& X, const arma::rowvec& y,
-                                                                   const arma::rowvec& w, const arma::vec& u) const {
+                                                                   const arma::rowvec& w, const arma::vec& u,
+                                                                   bool both_signs) const {
   std::vector<std::pair<double, arma::vec>> out;
   const arma::rowvec z = u.t() * X;
   const double zs = arma::abs(z).max();
   if (!(zs > 0) || !std::isfinite(zs)) return out;
-  for (int sign = -1; sign <= 1; sign += 2) {
+  for (int sign = both_signs ? -1 : 1; sign <= 1; sign += 2) {
     for (int k = -4; k <= 5; ++k) {
       const double s = sign * std::ldexp(1.0, k) / zs;
       arma::vec g(d_ + 1);
@@ -288,9 +289,10 @@ ExpertMStepResult FfnExpert::m_step(const arma::mat& X, const arma::rowvec& y, c
                                     arma::vec& eta, const ExpertMStepOptions& opt) const {
   ExpertMStepResult res = ExpertFamily::m_step(X, y, w, eta, opt);
   if (bias_ || units_ != 1 || (act_ != Activation::gelu && act_ != Activation::relu)) return res;
-  arma::vec u = eta.head(d_);
+  // Points on eta's own side are within reach of LM; the other side is not.
+  const arma::vec u = -eta.head(d_);
   if (!(arma::norm(u) > 0)) return res;
-  const auto prof = scale_profile(X, y, w, u);
+  const auto prof = scale_profile(X, y, w, u, /*both_signs=*/false);
   if (prof.empty() || !(prof[0].first < res.sse_after)) return res;
   arma::vec alt = prof[0].second;
   ExpertMStepResult r2 = ExpertFamily::m_step(X, y, w, alt, opt);

@@ -84,8 +84,8 @@ public:
   arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                     Rng& rng) const override;
   /// Levenberg-Marquardt from eta (the default); for one bias-free gelu or relu unit,
-  /// also the best point of the scale profile (scale_profile) when its weighted sum of
-  /// squares is lower, refined the same way. The two sides a > 0 and a < 0 of such a
+  /// also the best point of the scale profile on the other side of a = 0 (scale_profile
+  /// along -a) when its weighted sum of squares is lower, refined the same way. The two sides a > 0 and a < 0 of such a
   /// unit meet only at a -> 0, c -> inf (a line), so a local step started on the wrong
   /// side never crosses; the M-step still never raises the sum of squares.
   ExpertMStepResult m_step(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w, arma::vec& eta,
@@ -109,11 +109,12 @@ private:
   void flip_unit(arma::vec& eta, std::size_t m) const;
   bool has_sign_symmetry() const;
   arma::vec initial_units(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w, Rng& rng) const;
-  /// One bias-free unit: along direction u, a = s u for signed scales s on a log-grid
-  /// (s u^T x spanning [-2^k, 2^k], k = -4..5, both signs) with c profiled out by weighted
-  /// least squares (c enters linearly). Returns (weighted SSE, eta) pairs, best first.
+  /// One bias-free unit: along direction u, a = s u for scales s on a log-grid (s u^T x
+  /// spanning [-2^k, 2^k], k = -4..5; s > 0 only, or both signs) with c profiled out by
+  /// weighted least squares (c enters linearly). Returns (weighted SSE, eta), best first.
   std::vector<std::pair<double, arma::vec>> scale_profile(const arma::mat& X, const arma::rowvec& y,
-                                                          const arma::rowvec& w, const arma::vec& u) const;
+                                                          const arma::rowvec& w, const arma::vec& u,
+                                                          bool both_signs) const;
 
   Activation act_;
   std::size_t units_;
