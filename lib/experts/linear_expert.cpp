@@ -6,8 +6,20 @@
 namespace moerate {
 
 arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
-  arma::rowvec h = eta.head(d_).t() * X;
-  h += eta[d_];
+  if (d_ > 16) {  // BLAS pays for its call only for long rows
+    arma::rowvec h = eta.head(d_).t() * X;
+    h += eta[d_];
+    return h;
+  }
+  const std::size_t n = X.n_cols, d = d_;
+  arma::rowvec h(n);
+  const double* e = eta.memptr();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double* x = X.colptr(i);
+    double v = 0;
+    for (std::size_t u = 0; u < d; ++u) v += e[u] * x[u];
+    h[i] = v + e[d];
+  }
   return h;
 }
 
@@ -58,6 +70,26 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
   const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
   NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
                                                                            std::size_t b) {
+    if (q <= 4) {  // plain loop (BLAS wins above): the upper triangle of sum w u u^T and sum w y u
+      double u[16];
+      u[d] = 1;
+      double* A = acc.A.memptr();
+      double* rhs = acc.b.memptr();
+      for (std::size_t i = a; i < b; ++i) {
+        const double wi = w[i];
+        if (wi == 0) continue;
+        const double* x = X.colptr(i);
+        for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
+        const double wy = wi * y[i];
+        for (std::size_t c = 0; c < q; ++c) {
+          const double wc = wi * u[c];
+          double* col = A + c * q;
+          for (std::size_t r = 0; r <= c; ++r) col[r] += wc * u[r];
+          rhs[c] += wy * u[c];
+        }
+      }
+      return;
+    }
     arma::mat U(q, b - a);
     U.rows(0, d - 1) = X.cols(a, b - 1);
     U.row(d).ones();
@@ -66,6 +98,7 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
     acc.A += U * U.t();
     acc.b += U * (y.cols(a, b - 1) % sw).t();
   });
+  ne.A = arma::symmatu(ne.A);
   // Conditioning check on the equilibrated system D A D, D = diag(A)^(-1/2):
   // the error of beta grows like cond(A) eps, so above 1e8 (half the digits)
   // the QR of the weighted design decides instead.
@@ -99,10 +132,23 @@ ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y
   // The sums of squares at the old and the new coefficients in one pass.
   const arma::vec2 sse = reduce_blocks<arma::vec2>(X.n_cols, arma::vec2(arma::fill::zeros),
                                                    [&](arma::vec2& acc, std::size_t a, std::size_t b) {
-    const arma::rowvec wb = w.cols(a, b - 1), yb = y.cols(a, b - 1);
-    const arma::rowvec r0 = yb - mean(X.cols(a, b - 1), eta), r1 = yb - mean(X.cols(a, b - 1), cand);
-    acc[0] += arma::accu(wb % r0 % r0);
-    acc[1] += arma::accu(wb % r1 % r1);
+    const std::size_t d = d_;
+    double s0 = 0, s1 = 0;
+    for (std::size_t i = a; i < b; ++i) {
+      const double* x = X.colptr(i);
+      double h0 = 0, h1 = 0;  // the same order of operations as mean()
+      for (std::size_t u = 0; u < d; ++u) {
+        h0 += eta[u] * x[u];
+        h1 += cand[u] * x[u];
+      }
+      h0 += eta[d];
+      h1 += cand[d];
+      const double r0 = y[i] - h0, r1 = y[i] - h1;
+      s0 += w[i] * r0 * r0;
+      s1 += w[i] * r1 * r1;
+    }
+    acc[0] += s0;
+    acc[1] += s1;
   });
   res.sse_before = res.sse_after = sse[0];
   if (sse[1] <= sse[0]) {

@@ -8,14 +8,49 @@
 
 namespace moerate {
 
+namespace {
+
+/// Largest d for which the gate scores are computed by a plain loop: a k x d
+/// by d x B product is too small for BLAS to pay for its call and copies.
+constexpr std::size_t kLoopScoresMaxD = 16;
+/// Largest number of free gate parameters whose gradient and Hessian are
+/// accumulated by a plain loop over observations (above it, by BLAS products
+/// over blocks: (k-1)(d+1) squared multiply-adds per observation).
+constexpr std::size_t kLoopDerivativesMaxP = 16;
+
+/// Scores beta1^T x_i + beta0 of the columns a..b-1 of X into S (k x (b-a)).
+void gate_scores(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
+                 arma::mat& S) {
+  const std::size_t k = beta0.n_elem, d = X.n_rows, B = b - a;
+  if (d > kLoopScoresMaxD) {
+    S = beta1.t() * X.cols(a, b - 1);
+    S.each_col() += beta0;
+    return;
+  }
+  S.set_size(k, B);
+  const double* b1 = beta1.memptr();
+  for (std::size_t i = 0; i < B; ++i) {
+    const double* x = X.colptr(a + i);
+    double* sc = S.colptr(i);
+    for (std::size_t j = 0; j < k; ++j) {
+      const double* c = b1 + j * d;
+      double v = beta0[j];
+      for (std::size_t u = 0; u < d; ++u) v += c[u] * x[u];
+      sc[j] = v;
+    }
+  }
+}
+
+}  // namespace
+
 SoftmaxGating::SoftmaxGating(std::size_t k, std::size_t d)
     : Gating(k, d), beta0_(k, arma::fill::zeros), beta1_(d, k, arma::fill::zeros) {}
 
 arma::mat SoftmaxGating::log_weights(const arma::mat& X) const {
   arma::mat S(k_, X.n_cols);
   for_blocks(X.n_cols, [&](std::size_t a, std::size_t b) {
-    arma::mat Sb = beta1_.t() * X.cols(a, b - 1);  // k x B
-    Sb.each_col() += beta0_;
+    arma::mat Sb;  // k x B
+    gate_scores(beta0_, beta1_, X, a, b, Sb);
     normalise_log_cols(Sb);
     S.cols(a, b - 1) = Sb;
   });
@@ -117,8 +152,8 @@ QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma:
   P.set_size(k, n);
   const arma::vec2 qs = reduce_blocks<arma::vec2>(n, arma::vec2(arma::fill::zeros),
                                                   [&](arma::vec2& acc, std::size_t a, std::size_t b) {
-    arma::mat S = beta1.t() * X.cols(a, b - 1);  // k x B scores
-    S.each_col() += beta0;
+    arma::mat S;  // k x B scores
+    gate_scores(beta0, beta1, X, a, b, S);
     for (std::size_t i = 0; i < b - a; ++i) {
       const double* sc = S.colptr(i);
       double* pr = P.colptr(a + i);
@@ -151,6 +186,40 @@ struct GateDerivatives {
     return *this;
   }
 };
+
+/// Plain-loop accumulation over the columns a..b-1 (for few parameters,
+/// p = (k-1)(d+1) <= kLoopDerivativesMaxP), v_i = (1, x_i), experts j, l < k:
+///   g += sum_i (R_ij - s_i pi_ij) v_i
+///   H += sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T   (upper triangle only;
+///        skipped when H is null)
+void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
+                          std::size_t a, std::size_t b, double* g, double* H) {
+  const std::size_t d = X.n_rows, qd = d + 1, kf = R.n_rows - 1, p = kf * qd;
+  double v[kLoopDerivativesMaxP];
+  v[0] = 1;
+  for (std::size_t i = a; i < b; ++i) {
+    const double* x = X.colptr(i);
+    const double* pr = P.colptr(i);
+    const double* r = R.colptr(i);
+    const double si = s[i];
+    for (std::size_t u = 0; u < d; ++u) v[u + 1] = x[u];
+    for (std::size_t j = 0; j < kf; ++j) {
+      const double dj = r[j] - si * pr[j];
+      double* gj = g + j * qd;
+      for (std::size_t u = 0; u < qd; ++u) gj[u] += dj * v[u];
+      if (H == nullptr) continue;
+      for (std::size_t l = j; l < kf; ++l) {
+        const double c = si * pr[j] * ((j == l ? 1.0 : 0.0) - pr[l]);
+        for (std::size_t w = 0; w < qd; ++w) {
+          double* col = H + (l * qd + w) * p + j * qd;  // column l*qd + w, rows of block j
+          const double cw = c * v[w];
+          const std::size_t top = (j == l) ? w + 1 : qd;
+          for (std::size_t u = 0; u < top; ++u) col[u] += cw * v[u];
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -187,6 +256,10 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     if (!boxed && !C_prev.is_empty() && decrement_prev < 1e-4) {
       const arma::vec g0 = reduce_blocks<arma::vec>(n, arma::vec(p, arma::fill::zeros),
                                                     [&](arma::vec& acc, std::size_t a, std::size_t b) {
+        if (p <= kLoopDerivativesMaxP) {
+          add_gate_derivatives(X, R, P, s, a, b, acc.memptr(), nullptr);
+          return;
+        }
         arma::mat V(qd, b - a);
         V.row(0).ones();
         V.rows(1, d_) = X.cols(a, b - 1);
@@ -207,6 +280,10 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
     GateDerivatives der = reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a,
                                                                       std::size_t b) {
+      if (p <= kLoopDerivativesMaxP) {
+        add_gate_derivatives(X, R, P, s, a, b, acc.g.memptr(), acc.H.memptr());
+        return;
+      }
       const std::size_t B = b - a;
       const arma::mat Pb = P.cols(a, b - 1);  // k x B
       const arma::rowvec sb = s.cols(a, b - 1);

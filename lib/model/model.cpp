@@ -116,7 +116,14 @@ arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) cons
     for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += bernoulli_log_pmf(y, H.row(j));
     return L;
   }
-  for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += log_normal_pdf(y, H.row(j), nu_[j]);
+  const std::size_t k = n_experts(), n = X.n_cols;
+  for (std::size_t j = 0; j < k; ++j) {
+    const double c = -0.5 * (kLog2Pi + std::log(nu_[j])), nu = nu_[j];
+    for (std::size_t i = 0; i < n; ++i) {
+      const double r = y[i] - H(j, i);
+      L(j, i) += c - 0.5 * (r * r) / nu;
+    }
+  }
   return L;
 }
 
