@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 PKGS="g++ meson ninja-build pkg-config libarmadillo-dev libopenblas-dev libboost-dev doctest-dev \
-nlohmann-json3-dev libcli11-dev libcsv-dev liblbfgs-dev gnuplot-nox python3 \
+nlohmann-json3-dev libcli11-dev libcsv-dev liblbfgs-dev libsleef-dev gnuplot-nox python3 \
 pybind11-dev python3-dev python3-numpy python3-pytest"
 missing=""
 for p in $PKGS; do

@@ -26,20 +26,59 @@ double log_sum_exp(double a, double b) {
   return m + std::log1p(std::exp(-std::abs(a - b)));
 }
 
+namespace {
+
+/// log_sum_exp_block with K = k when k is a compile-time constant (its short
+/// loops unrolled), 0 otherwise.
+template <std::size_t KC>
+void log_sum_exp_block_k(const double* L, std::size_t k_run, std::size_t B, double* E, double* s, double* lse) {
+  const std::size_t k = KC > 0 ? KC : k_run;
+  for (std::size_t i = 0; i < B; ++i) {  // maxima first: E may alias L
+    const double* c = L + i * k;
+    double m = -kInf;
+    for (std::size_t j = 0; j < k; ++j) m = std::max(m, c[j]);  // NaNs skipped here, they reach s
+    lse[i] = m;
+  }
+  for (std::size_t i = 0; i < B; ++i) {
+    const double m = lse[i];
+    const double* c = L + i * k;
+    double* e = E + i * k;
+    for (std::size_t j = 0; j < k; ++j) e[j] = c[j] - m;  // NaN when m is not finite
+  }
+  exp_inplace(E, k * B);
+  for (std::size_t i = 0; i < B; ++i) {
+    const double* e = E + i * k;
+    double t = 0;
+    for (std::size_t j = 0; j < k; ++j) t += e[j];
+    s[i] = t;
+  }
+  // lse = m + log s for the finite maxima (s in [1, k] there).
+  std::vector<double> ls(s, s + B);
+  log_inplace(ls.data(), B);
+  for (std::size_t i = 0; i < B; ++i)
+    if (std::isfinite(lse[i])) lse[i] += ls[i];
+}
+
+}  // namespace
+
+void log_sum_exp_block(const double* L, std::size_t k, std::size_t B, double* E, double* s, double* lse) {
+  switch (k) {
+    case 2: return log_sum_exp_block_k<2>(L, k, B, E, s, lse);
+    case 3: return log_sum_exp_block_k<3>(L, k, B, E, s, lse);
+    case 4: return log_sum_exp_block_k<4>(L, k, B, E, s, lse);
+    default: return log_sum_exp_block_k<0>(L, k, B, E, s, lse);
+  }
+}
+
 arma::rowvec log_sum_exp_cols(const arma::mat& M) {
   arma::rowvec out(M.n_cols);
-  const std::size_t k = M.n_rows;
-  for (std::size_t i = 0; i < M.n_cols; ++i) {
-    const double* c = M.colptr(i);
-    double m = -kInf;
-    for (std::size_t j = 0; j < k; ++j) m = std::max(m, c[j]);
-    if (m == -kInf || m == kInf || std::isnan(m)) {
-      out[i] = (k == 0) ? -kInf : m;
-      continue;
-    }
-    double s = 0;
-    for (std::size_t j = 0; j < k; ++j) s += std::exp(c[j] - m);
-    out[i] = m + std::log(s);
+  const std::size_t k = M.n_rows, n = M.n_cols;
+  if (k == 0) return out.fill(-kInf);
+  constexpr std::size_t kBlock = 1024;
+  std::vector<double> E(k * std::min(n, kBlock)), s(std::min(n, kBlock));
+  for (std::size_t a = 0; a < n; a += kBlock) {
+    const std::size_t B = std::min(kBlock, n - a);
+    log_sum_exp_block(M.colptr(a), k, B, E.data(), s.data(), out.colptr(a));
   }
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
@@ -70,21 +71,18 @@ EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y
   s.R.set_size(k, n);
   s.ll_obs.set_size(n);
   for_blocks(n, [&](std::size_t a, std::size_t b) {
+    const std::size_t B = b - a;
     const arma::mat L = m.log_joint(X.cols(a, b - 1), y.cols(a, b - 1));
-    for (std::size_t i = 0; i < b - a; ++i) {
-      const double* l = L.colptr(i);
+    arma::vec sum(B, arma::fill::none);
+    // exp(L - max) straight into R's columns, the log-sum-exp into ll_obs.
+    log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), s.ll_obs.colptr(a));
+    for (std::size_t i = 0; i < B; ++i) {
       double* r = s.R.colptr(a + i);
-      double mx = -kInf;
-      for (std::size_t j = 0; j < k; ++j) mx = std::max(mx, l[j]);
-      if (!std::isfinite(mx)) {  // no expert can explain y_i (or NaN): l = -inf
-        s.ll_obs[a + i] = std::isnan(mx) ? mx : (k == 0 ? -kInf : mx);
+      if (!std::isfinite(s.ll_obs[a + i])) {  // no expert can explain y_i (l = -inf), or NaN
         for (std::size_t j = 0; j < k; ++j) r[j] = arma::datum::nan;
         continue;
       }
-      double sum = 0;
-      for (std::size_t j = 0; j < k; ++j) sum += (r[j] = std::exp(l[j] - mx));
-      for (std::size_t j = 0; j < k; ++j) r[j] /= sum;
-      s.ll_obs[a + i] = mx + std::log(sum);
+      for (std::size_t j = 0; j < k; ++j) r[j] /= sum[i];
     }
   });
   s.ll = arma::accu(s.ll_obs);

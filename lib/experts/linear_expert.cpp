@@ -12,7 +12,7 @@ arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const 
     return h;
   }
   const std::size_t n = X.n_cols, d = d_;
-  arma::rowvec h(n);
+  arma::rowvec h(n, arma::fill::none);
   const double* e = eta.memptr();
   for (std::size_t i = 0; i < n; ++i) {
     const double* x = X.colptr(i);
@@ -61,6 +61,29 @@ struct NormalEquations {
   }
 };
 
+/// Adds the upper triangle of sum_i w_i u_i u_i^T (Q x Q, column-major) and
+/// sum_i w_i y_i u_i over the columns a..b-1, u_i = (x_i, 1), Q = d + 1.
+template <std::size_t Q>
+void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w, std::size_t a,
+                          std::size_t b, double* A, double* rhs) {
+  constexpr std::size_t d = Q - 1;
+  double Al[Q * Q] = {}, bl[Q] = {}, u[Q];
+  u[d] = 1;
+  for (std::size_t i = a; i < b; ++i) {
+    const double wi = w[i];
+    const double* x = X.colptr(i);
+    for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
+    const double wy = wi * y[i];
+    for (std::size_t c = 0; c < Q; ++c) {
+      const double wc = wi * u[c];
+      for (std::size_t r = 0; r <= c; ++r) Al[c * Q + r] += wc * u[r];
+      bl[c] += wy * u[c];
+    }
+  }
+  for (std::size_t t = 0; t < Q * Q; ++t) A[t] += Al[t];
+  for (std::size_t t = 0; t < Q; ++t) rhs[t] += bl[t];
+}
+
 }  // namespace
 
 arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
@@ -70,25 +93,11 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
   const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
   NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
                                                                            std::size_t b) {
-    if (q <= 4) {  // plain loop (BLAS wins above): the upper triangle of sum w u u^T and sum w y u
-      double u[16];
-      u[d] = 1;
-      double* A = acc.A.memptr();
-      double* rhs = acc.b.memptr();
-      for (std::size_t i = a; i < b; ++i) {
-        const double wi = w[i];
-        if (wi == 0) continue;
-        const double* x = X.colptr(i);
-        for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
-        const double wy = wi * y[i];
-        for (std::size_t c = 0; c < q; ++c) {
-          const double wc = wi * u[c];
-          double* col = A + c * q;
-          for (std::size_t r = 0; r <= c; ++r) col[r] += wc * u[r];
-          rhs[c] += wy * u[c];
-        }
-      }
-      return;
+    switch (q) {  // plain loops (BLAS wins above d = 3), unrolled for a fixed q
+      case 2: return add_normal_equations<2>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
+      case 3: return add_normal_equations<3>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
+      case 4: return add_normal_equations<4>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
+      default: break;
     }
     arma::mat U(q, b - a);
     U.rows(0, d - 1) = X.cols(a, b - 1);

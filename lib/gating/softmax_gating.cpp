@@ -5,6 +5,7 @@
 #include "moerate/core/parallel.hpp"
 
 #include <limits>
+#include <vector>
 
 namespace moerate {
 
@@ -18,15 +19,11 @@ constexpr std::size_t kLoopScoresMaxD = 16;
 /// over blocks: (k-1)(d+1) squared multiply-adds per observation).
 constexpr std::size_t kLoopDerivativesMaxP = 16;
 
-/// Scores beta1^T x_i + beta0 of the columns a..b-1 of X into S (k x (b-a)).
-void gate_scores(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
-                 arma::mat& S) {
-  const std::size_t k = beta0.n_elem, d = X.n_rows, B = b - a;
-  if (d > kLoopScoresMaxD) {
-    S = beta1.t() * X.cols(a, b - 1);
-    S.each_col() += beta0;
-    return;
-  }
+/// D: the dimension when it is a compile-time constant (loops unrolled), else 0.
+template <std::size_t D>
+void gate_scores_d(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
+                   arma::mat& S) {
+  const std::size_t k = beta0.n_elem, d = D > 0 ? D : X.n_rows, B = b - a;
   S.set_size(k, B);
   const double* b1 = beta1.memptr();
   for (std::size_t i = 0; i < B; ++i) {
@@ -41,13 +38,26 @@ void gate_scores(const arma::vec& beta0, const arma::mat& beta1, const arma::mat
   }
 }
 
+/// Scores beta1^T x_i + beta0 of the columns a..b-1 of X into S (k x (b-a)).
+void gate_scores(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
+                 arma::mat& S) {
+  switch (X.n_rows) {
+    case 1: return gate_scores_d<1>(beta0, beta1, X, a, b, S);
+    case 2: return gate_scores_d<2>(beta0, beta1, X, a, b, S);
+    default:
+      if (X.n_rows <= kLoopScoresMaxD) return gate_scores_d<0>(beta0, beta1, X, a, b, S);
+      S = beta1.t() * X.cols(a, b - 1);
+      S.each_col() += beta0;
+  }
+}
+
 }  // namespace
 
 SoftmaxGating::SoftmaxGating(std::size_t k, std::size_t d)
     : Gating(k, d), beta0_(k, arma::fill::zeros), beta1_(d, k, arma::fill::zeros) {}
 
 arma::mat SoftmaxGating::log_weights(const arma::mat& X) const {
-  arma::mat S(k_, X.n_cols);
+  arma::mat S(k_, X.n_cols, arma::fill::none);
   for_blocks(X.n_cols, [&](std::size_t a, std::size_t b) {
     arma::mat Sb;  // k x B
     gate_scores(beta0_, beta1_, X, a, b, Sb);
@@ -152,17 +162,16 @@ QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma:
   P.set_size(k, n);
   const arma::vec2 qs = reduce_blocks<arma::vec2>(n, arma::vec2(arma::fill::zeros),
                                                   [&](arma::vec2& acc, std::size_t a, std::size_t b) {
+    const std::size_t B = b - a;
     arma::mat S;  // k x B scores
     gate_scores(beta0, beta1, X, a, b, S);
-    for (std::size_t i = 0; i < b - a; ++i) {
+    arma::vec sums(B, arma::fill::none), lses(B, arma::fill::none);
+    log_sum_exp_block(S.memptr(), k, B, P.colptr(a), sums.memptr(), lses.memptr());
+    for (std::size_t i = 0; i < B; ++i) {
       const double* sc = S.colptr(i);
       double* pr = P.colptr(a + i);
       const double* r = R.colptr(a + i);
-      double mx = -kInf;
-      for (std::size_t j = 0; j < k; ++j) mx = std::max(mx, sc[j]);
-      double sum = 0;
-      for (std::size_t j = 0; j < k; ++j) sum += (pr[j] = std::exp(sc[j] - mx));
-      const double lse = mx + std::log(sum);
+      const double sum = sums[i], lse = lses[i];
       for (std::size_t j = 0; j < k; ++j) {
         pr[j] /= sum;
         if (r[j] != 0) {  // 0 * log 0 counts as 0
@@ -192,10 +201,19 @@ struct GateDerivatives {
 ///   g += sum_i (R_ij - s_i pi_ij) v_i
 ///   H += sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T   (upper triangle only;
 ///        skipped when H is null)
-void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
-                          std::size_t a, std::size_t b, double* g, double* H) {
-  const std::size_t d = X.n_rows, qd = d + 1, kf = R.n_rows - 1, p = kf * qd;
-  double v[kLoopDerivativesMaxP];
+/// Each block (j, l) of H is c_jl-weighted sums of the moments v_iu v_iw
+/// (u <= w), so the loop accumulates, per pair j <= l, those moments in local
+/// arrays and writes H once per call.
+/// QD = d + 1 when it is a compile-time constant (the loops over it are then
+/// unrolled: for d = 1 they have two or three trips, and a general loop's
+/// set-up costs more than its work), 0 otherwise.
+template <std::size_t QD>
+void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
+                             std::size_t a, std::size_t b, double* g, double* H) {
+  constexpr std::size_t kMax = kLoopDerivativesMaxP;
+  const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, d = qd - 1, kf = R.n_rows - 1, p = kf * qd;
+  const std::size_t nm = qd * (qd + 1) / 2;
+  double v[kMax], m[kMax * (kMax + 1) / 2], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
   v[0] = 1;
   for (std::size_t i = a; i < b; ++i) {
     const double* x = X.colptr(i);
@@ -203,21 +221,38 @@ void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::ma
     const double* r = R.colptr(i);
     const double si = s[i];
     for (std::size_t u = 0; u < d; ++u) v[u + 1] = x[u];
-    for (std::size_t j = 0; j < kf; ++j) {
+    for (std::size_t w = 0, t = 0; w < qd; ++w)
+      for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v[u] * v[w];
+    for (std::size_t j = 0, pair = 0; j < kf; ++j) {
       const double dj = r[j] - si * pr[j];
-      double* gj = g + j * qd;
-      for (std::size_t u = 0; u < qd; ++u) gj[u] += dj * v[u];
+      for (std::size_t u = 0; u < qd; ++u) gl[j * qd + u] += dj * v[u];
       if (H == nullptr) continue;
-      for (std::size_t l = j; l < kf; ++l) {
+      for (std::size_t l = j; l < kf; ++l, ++pair) {
         const double c = si * pr[j] * ((j == l ? 1.0 : 0.0) - pr[l]);
-        for (std::size_t w = 0; w < qd; ++w) {
-          double* col = H + (l * qd + w) * p + j * qd;  // column l*qd + w, rows of block j
-          const double cw = c * v[w];
-          const std::size_t top = (j == l) ? w + 1 : qd;
-          for (std::size_t u = 0; u < top; ++u) col[u] += cw * v[u];
-        }
+        double* ac = acc + pair * nm;
+        for (std::size_t t = 0; t < nm; ++t) ac[t] += c * m[t];
       }
     }
+  }
+  for (std::size_t t = 0; t < p; ++t) g[t] += gl[t];
+  if (H == nullptr) return;
+  for (std::size_t j = 0, pair = 0; j < kf; ++j)
+    for (std::size_t l = j; l < kf; ++l, ++pair)
+      for (std::size_t w = 0, t = 0; w < qd; ++w)
+        for (std::size_t u = 0; u <= w; ++u, ++t) {
+          const double val = acc[pair * nm + t];
+          H[(l * qd + w) * p + j * qd + u] += val;                     // row j*qd+u <= column l*qd+w
+          if (j != l && u != w) H[(l * qd + u) * p + j * qd + w] += val;  // the symmetric moment
+        }
+}
+
+void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
+                          std::size_t a, std::size_t b, double* g, double* H) {
+  switch (X.n_rows) {
+    case 1: return add_gate_derivatives_qd<2>(X, R, P, s, a, b, g, H);
+    case 2: return add_gate_derivatives_qd<3>(X, R, P, s, a, b, g, H);
+    case 3: return add_gate_derivatives_qd<4>(X, R, P, s, a, b, g, H);
+    default: return add_gate_derivatives_qd<0>(X, R, P, s, a, b, g, H);
   }
 }
 

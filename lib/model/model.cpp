@@ -104,7 +104,7 @@ void GaussianMoE::set_noise_variance(double v) {
 
 arma::mat GaussianMoE::expert_means(const arma::mat& X) const {
   const Covariates::Rows xe = expert_x(X);
-  arma::mat M(n_experts(), X.n_cols);
+  arma::mat M(n_experts(), X.n_cols, arma::fill::none);
   for (std::size_t j = 0; j < n_experts(); ++j) M.row(j) = experts_->mean(xe.mat(), eta_.col(j));
   return M;
 }

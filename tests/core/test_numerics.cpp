@@ -40,6 +40,91 @@ TEST_CASE("log_sum_exp_cols and normalise_log_cols") {
   CHECK(M(1, 2) == Approx(-std::log(2.0)).epsilon(1e-12));
 }
 
+namespace {
+/// |got - exact| in units of the spacing of doubles at the exact value, the
+/// exact value taken in long double (64-bit significand: 11 more bits).
+double ulp_error(double got, long double exact) {
+  const double r = static_cast<double>(exact);
+  const double spacing = std::nextafter(std::fabs(r), kInf) - std::fabs(r);
+  return static_cast<double>(std::fabs(static_cast<long double>(got) - exact) / spacing);
+}
+}  // namespace
+
+TEST_CASE("exp_inplace and log_inplace: within 1 ulp of long double over the whole range; IEEE special values") {
+  Rng rng(7);
+  const std::size_t n = 200001;  // odd: the padded tail is exercised
+  std::vector<double> x(n), e(n), l(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = -745.0 + 1454.0 * rng.uniform();  // exp from subnormal to 1e308
+  e = x;
+  exp_inplace(e.data(), n);
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (e[i] >= std::numeric_limits<double>::min()) worst = std::max(worst, ulp_error(e[i], std::exp((long double)x[i])));
+  CHECK(worst <= 1.0);
+  CHECK(worst > 0.3);  // the measure can see an error at all
+  for (std::size_t i = 0; i < n; ++i) x[i] = std::exp(-700.0 + 1400.0 * rng.uniform());  // log over 600 decades
+  l = x;
+  log_inplace(l.data(), n);
+  worst = 0;
+  for (std::size_t i = 0; i < n; ++i) worst = std::max(worst, ulp_error(l[i], std::log((long double)x[i])));
+  CHECK(worst <= 1.0);
+  // Special values as std::exp and std::log.
+  std::vector<double> s = {-kInf, kInf, -1000.0, 1000.0, 0.0, kNaN};
+  exp_inplace(s.data(), s.size());
+  CHECK(s[0] == 0.0);
+  CHECK(s[1] == kInf);
+  CHECK(s[2] == 0.0);
+  CHECK(s[3] == kInf);
+  CHECK(s[4] == 1.0);
+  CHECK(std::isnan(s[5]));
+  s = {0.0, -1.0, kInf, 1.0, kNaN, 1e-310};
+  log_inplace(s.data(), s.size());
+  CHECK(s[0] == -kInf);
+  CHECK(std::isnan(s[1]));
+  CHECK(s[2] == kInf);
+  CHECK(s[3] == 0.0);
+  CHECK(std::isnan(s[4]));
+  CHECK(s[5] == Approx(std::log(1e-310)).epsilon(1e-15));
+  // A value's result does not depend on its position (vector body or padded tail).
+  for (std::size_t len = 1; len <= 9; ++len) {
+    std::vector<double> v(len);
+    for (std::size_t i = 0; i < len; ++i) v[i] = -3.3 + 0.71 * double(i);
+    std::vector<double> w = v;
+    exp_inplace(w.data(), len);
+    for (std::size_t i = 0; i < len; ++i) {
+      double one = v[i];
+      exp_inplace(&one, 1);
+      CHECK(w[i] == one);
+    }
+  }
+}
+
+TEST_CASE("log_sum_exp_block: hand values, non-finite columns, agreement with log_sum_exp") {
+  // Columns (k = 3): {log 1, log 2, log 3} -> log 6; all -inf; a +inf; a NaN; large equal values.
+  const std::vector<double> L = {0.0, std::log(2.0), std::log(3.0), -kInf, -kInf, -kInf, 1.0, kInf, 2.0,
+                                 1.0, kNaN, 2.0, 800.0, 800.0, 800.0};
+  std::vector<double> E(15), s(5), lse(5);
+  log_sum_exp_block(L.data(), 3, 5, E.data(), s.data(), lse.data());
+  CHECK(lse[0] == Approx(std::log(6.0)).epsilon(1e-15));
+  CHECK(s[0] == Approx(2.0).epsilon(1e-15));  // exp(L - log 3) summed: (1 + 2 + 3) / 3
+  CHECK(E[1] == Approx(2.0 / 3.0).epsilon(1e-15));
+  CHECK(lse[1] == -kInf);
+  CHECK(lse[2] == kInf);
+  CHECK(std::isnan(lse[3]));
+  CHECK(lse[4] == Approx(800 + std::log(3.0)).epsilon(1e-15));
+  // In place (E aliasing L), over many columns, against the scalar log_sum_exp.
+  Rng rng(3);
+  arma::mat M(4, 1000);
+  for (double& v : M) v = -50 + 100 * rng.uniform();
+  arma::mat W = M;
+  std::vector<double> s2(1000), l2(1000);
+  log_sum_exp_block(W.memptr(), 4, 1000, W.memptr(), s2.data(), l2.data());
+  for (std::size_t i = 0; i < 1000; ++i) {
+    CHECK(l2[i] == Approx(log_sum_exp(arma::vec(M.col(i)))).epsilon(1e-15));
+    CHECK(W(1, i) == Approx(std::exp(M(1, i) - M.col(i).max())).epsilon(1e-15));
+  }
+}
+
 TEST_CASE("log_normal_pdf against Boost.Math") {
   const double cases[][3] = {{0, 0, 1}, {1.5, -0.3, 0.09}, {-7, 2, 4}, {3, 3, 1e-8}, {1e3, 0, 1e4}, {0.1, 0.2, 2.5}};
   for (const auto& c : cases) {

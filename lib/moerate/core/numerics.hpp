@@ -23,6 +23,19 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+/// exp and log of n contiguous doubles in place, vectorised (SLEEF, at most
+/// 1.0 ulp from the exact value; core/vmath.cpp). IEEE special values as
+/// std::exp and std::log: exp(-inf) = 0, log(0) = -inf, NaN stays NaN.
+void exp_inplace(double* x, std::size_t n);
+void log_inplace(double* x, std::size_t n);
+
+/// Column-wise log-sum-exp of the k x B column-major array L (vectorised):
+/// E (k x B) = exp(L - m) with m the column's maximum, s = sum_j E_j and
+/// lse = m + log s (NaN if the column has a NaN). A column whose maximum is
+/// not finite (all -inf, or a +inf) gets lse = m and unspecified E and s.
+/// E may alias L.
+void log_sum_exp_block(const double* L, std::size_t k, std::size_t B, double* E, double* s, double* lse);
+
 double log_sum_exp(const arma::vec& v);
 double log_sum_exp(double a, double b);
 arma::rowvec log_sum_exp_cols(const arma::mat& M);
