@@ -177,7 +177,6 @@ void add_study_command(CLI::App& app) {
     std::cout << std::left << std::setw(26) << "setting" << std::setw(14) << "metric" << std::setw(8) << "e"
               << std::setw(20) << "interval" << std::setw(9) << "theory" << std::setw(9) << "agrees?"
               << std::setw(18) << "trust" << "used/capped/uncert/failed\n";
-    auto near_label = [](const std::string& label) { return label + " near-truth"; };
     for (const auto& st : reported) {
       const auto th = moerate::theory_exponents(study.truths[st.truth_index], st.fit, study.voronoi.rbar);
       for (const auto& m : moerate::report_metrics(table, study, st)) {
