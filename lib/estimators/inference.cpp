@@ -16,6 +16,7 @@
 #include "moerate/core/error.hpp"
 #include "moerate/estimators/fit.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/core/parallel.hpp"
 #include "moerate/core/rng.hpp"
 
 namespace moerate {
@@ -68,6 +69,61 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
     g[pg + q * k + j] = arma::accu(R.row(j) % (0.5 * (r % r / nu - 1.0)));
   }
   return g;
+}
+
+arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  check_gaussian(m, X, y, "loglik_hessian");
+  const std::size_t n = X.n_cols, k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
+  const std::size_t p = pg + q * k + k;
+  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
+  const arma::mat R = m.responsibilities(X, y);                 // k x n
+  arma::mat Hg;
+  if (pg > 0) {
+    Hg = m.gating().q_hessian(xg.mat(), R);  // sum_ij r_ij d2 log pi_ij
+    if (Hg.n_rows != pg || Hg.n_cols != pg) return {};
+  }
+  // One pass over blocks: the outer products and the experts' second derivatives.
+  arma::mat H = reduce_blocks<arma::mat>(n, arma::mat(p, p, arma::fill::zeros), [&](arma::mat& acc, std::size_t a,
+                                                                                       std::size_t b) {
+    const std::size_t B = b - a;
+    const arma::mat Xg = xg.mat().cols(a, b - 1), Xe = xe.mat().cols(a, b - 1);
+    const arma::rowvec yb = y.cols(a, b - 1);
+    arma::mat G(p, B, arma::fill::zeros);  // columns g_i
+    for (std::size_t j = 0; j < k; ++j) {
+      const arma::rowvec rj = R.submat(j, a, j, b - 1);
+      const double nu = m.nu()[j];
+      const arma::vec eta = m.eta().col(j);
+      const arma::rowvec res = yb - m.experts().mean(Xe, eta);
+      const arma::mat J = m.experts().jacobian(Xe, eta);  // q x B
+      const std::size_t o = pg + j * q, v = pg + q * k + j;
+      arma::mat A(p, B, arma::fill::zeros);  // columns d a_ij
+      if (pg > 0) {
+        arma::mat C(k, B, arma::fill::zeros);
+        C.row(j).ones();
+        A.rows(0, pg - 1) = m.gating().log_weights_vjp_obs(Xg, C);
+        // log pi_ij = -inf (a top-K gate's unselected expert) has r_ij = 0: no contribution.
+        A.elem(arma::find_nonfinite(A)).zeros();
+      }
+      A.rows(o, o + q - 1) = J.each_row() % (res / nu);
+      A.row(v) = 0.5 * (res % res / nu - 1.0);
+      const arma::mat Ar = A.each_row() % rj;
+      acc += Ar * A.t();
+      G += Ar;
+      // d2 a_ij in expert j's (eta_j, log nu_j): (-J J^T + res d2h) / nu, -res J / nu, -res^2 / (2 nu).
+      const arma::rowvec wr = rj / nu;
+      const arma::mat Hh = m.experts().hessian(Xe, eta);  // q*q x B, row u*q+w = d2h / deta_u deta_w
+      arma::mat Bee = -(J.each_row() % wr) * J.t();
+      Bee += arma::reshape(Hh * (wr % res).t(), q, q);
+      acc.submat(o, o, o + q - 1, o + q - 1) += Bee;
+      const arma::vec Bev = -J * (wr % res).t();
+      acc.submat(o, v, o + q - 1, v) += Bev;
+      acc.submat(v, o, v, o + q - 1) += Bev.t();
+      acc(v, v) -= 0.5 * arma::accu(wr % res % res);
+    }
+    acc -= G * G.t();
+  });
+  if (pg > 0) H.submat(0, 0, pg - 1, pg - 1) += Hg;
+  return 0.5 * (H + H.t());
 }
 
 arma::mat score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step) {

@@ -69,11 +69,17 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
     arma::mat H;
     try {
       g = score(model, X, y);
-      H = score_hessian_forward(model, X, y, g, opt.rel_step);
+      res.score_evaluations += 1;
+      if (opt.analytic_hessian) H = loglik_hessian(model, X, y);  // empty without an analytic gate Hessian
+      if (H.is_empty()) {
+        H = score_hessian_forward(model, X, y, g, opt.rel_step);
+        res.score_evaluations += int(theta.n_elem);
+      } else {
+        res.analytic_hessians++;
+      }
     } catch (const InvalidArgument&) {
       break;  // a finite-difference point outside a family's domain
     }
-    res.score_evaluations += 1 + int(theta.n_elem);
     if (!g.is_finite() || !H.is_finite()) break;
     const arma::uvec F = free_coordinates(theta, g, box);
     if (F.is_empty()) break;

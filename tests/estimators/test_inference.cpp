@@ -94,6 +94,47 @@ TEST_CASE("observed information: differentiated scores agree with a fully numeri
   }
 }
 
+TEST_CASE("analytic Hessian of the log-likelihood (Louis) matches central differences of the analytic score") {
+  std::vector<GaussianMoE> models = {experiment_a(), ffn_model()};
+  for (const char* fam : {R"({"family": "ffn", "activation": "tanh", "bias": false})",
+                          R"({"family": "ffn", "activation": "gelu", "bias": false})",
+                          R"({"family": "polynomial", "p": 2})"}) {
+    json j = ffn_model().to_json();
+    j["expert_family"] = json::parse(fam);
+    for (auto& e : j["experts"]) {
+      if (j["expert_family"]["family"] == "polynomial") e["expert"] = {{"a", e["expert"]["a"]}, {"b", e["expert"]["b"]}};
+      else e["expert"].erase("b");
+    }
+    models.push_back(GaussianMoE::from_json(j, fam));
+  }
+  for (std::size_t mi = 0; mi < models.size(); ++mi) {
+    CAPTURE(mi);
+    GaussianMoE m = models[mi];
+    const Sim s = simulate(m, 400, 61 + mi, mi == 0 ? "uniform:0,1" : "uniform:-1,1");  // seeds 61, 62, ...
+    for (int away = 0; away < 2; ++away) {  // at the truth, and away from it (gradient far from 0)
+      CAPTURE(away);
+      if (away == 1) {
+        Rng rng(71 + mi);  // seeds 71, 72, ...
+        arma::vec theta = m.flat_params();
+        for (double& t : theta) t += 0.2 * (rng.uniform() - 0.5);
+        m.set_flat_params(theta);
+      }
+      const arma::mat Ha = loglik_hessian(m, s.X, s.y);
+      const arma::mat Hf = score_hessian(m, s.X, s.y);
+      REQUIRE(Ha.n_rows == Hf.n_rows);
+      const double scale = arma::abs(Hf).max();
+      CHECK(arma::abs(Ha - Hf).max() <= 1e-6 * scale);
+      CHECK(arma::abs(Ha - Ha.t()).max() == 0.0);
+    }
+  }
+  // Gates without an analytic q_hessian: empty (Newton falls back to differences).
+  json j = experiment_a().to_json();
+  j["gating"] = {{"family", "topk"}, {"K", 1}};
+  const GaussianMoE topk = GaussianMoE::from_json(j, "topk-model");
+  const Sim s = simulate(experiment_a(), 50, 81);  // seed 81
+  CHECK(loglik_hessian(topk, s.X, s.y).is_empty());
+}
+
 TEST_CASE("sandwich and observed-information standard errors agree at the truth of a well-specified model") {
   const GaussianMoE m = experiment_a();
   const Sim s = simulate(m, 20000, 51);  // seed 51

@@ -50,6 +50,15 @@ arma::mat score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::ro
 /// Newton steps, where an error of 1e-6 relative costs nothing.
 arma::mat score_hessian_forward(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, const arma::vec& g0,
                                 double rel_step = 1e-7);
+/// Analytic Hessian of the log-likelihood (the observed information with its
+/// sign), symmetrised: with a_ij = log pi_j(x_i) + log N(y_i; h_j(x_i), nu_j)
+/// and r_ij the responsibilities,
+///   H = sum_i [ sum_j r_ij (d2 a_ij + d a_ij d a_ij^T) - g_i g_i^T ],  g_i = sum_j r_ij d a_ij
+/// (Louis's identity). The gate's part of sum_j r_ij d2 a_ij is the family's
+/// q_hessian(X, R); the experts' needs their Jacobian and Hessian in eta.
+/// Returns an empty matrix when the gating family has no analytic q_hessian
+/// (callers fall back to score_hessian_forward).
+arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
 /// Fully numerical Hessian of the log-likelihood (second differences of l; tests only).
 arma::mat numerical_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step = 1e-4);
 

@@ -31,7 +31,7 @@ public:
   arma::vec log_weights_vjp(const arma::mat& X, const arma::mat& C) const override;
   arma::mat log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const override;
   /// Hessian of sum_ij C_ij log pi_ij for C with column sums s (tests, Newton).
-  arma::mat q_hessian(const arma::mat& X, const arma::mat& C) const;
+  arma::mat q_hessian(const arma::mat& X, const arma::mat& C) const override;
 
   std::size_t n_params() const override { return (k_ - 1) * (d_ + 1); }
   arma::vec params() const override;

@@ -42,6 +42,8 @@ public:
 
   arma::mat log_weights(const arma::mat& X) const override;
   arma::vec log_weights_vjp(const arma::mat& X, const arma::mat& C) const override;
+  /// None: softmax's would ignore the selection.
+  arma::mat q_hessian(const arma::mat&, const arma::mat&) const override { return {}; }
   /// The default ascent (Gating::m_step): softmax's Newton step ignores the selection.
   GateMStepResult m_step(const arma::mat& X, const arma::mat& R, const GateMStepOptions& opt) override;
   /// Fit a dense softmax gate to R (Newton), then use its parameters: the

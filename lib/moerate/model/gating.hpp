@@ -88,6 +88,10 @@ public:
   /// differences of log_weights (relative step 1e-6); families override with
   /// the analytic form where it is cheap.
   virtual arma::mat log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const;
+  /// Hessian of sum_ij C_ij log pi_j(x_i) in the gate's parameters for a fixed
+  /// C (k x n), analytic; empty (the default) where a family has none. Used by
+  /// the analytic Hessian of the log-likelihood (estimators/inference.hpp).
+  virtual arma::mat q_hessian(const arma::mat& /*X*/, const arma::mat& /*C*/) const { return {}; }
 
   virtual std::size_t n_params() const = 0;
   virtual arma::vec params() const = 0;
