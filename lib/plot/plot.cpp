@@ -350,7 +350,10 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::stri
   s << "set xlabel " << quote(opt.x_label) << "\n";
   s << "set ylabel " << quote(opt.y_label) << "\n";
   s << "set bars small\n";
-  const std::string key_font = std::to_string(std::max(8, font_size - 3));
+  // A single panel's key is two columns below the plot: at the panel's font size minus 3
+  // its labels no longer fit side by side and gnuplot stacks them in one column taller
+  // than the plot; 6 points smaller they fit.
+  const std::string key_font = std::to_string(std::max(8, font_size - (n_panels == 1 ? 6 : 3)));
   if (n_panels > 1) {
     s << "set multiplot layout " << n_rows << "," << n_cols;
     if (!opt.title.empty()) s << " title " << quote(opt.title) << " font \"," << font_size + 3 << "\"";
