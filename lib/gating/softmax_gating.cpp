@@ -399,11 +399,12 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      arma::mat Pc;
-      const QValue qc = evaluate(Pc);
+      // The trial's weights go straight into P (memory: one k x n matrix, not
+      // two): P is read again only after a trial is accepted, and a rejected
+      // trial ends in a later trial or in the end of the M-step.
+      const QValue qc = evaluate(P);
       if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
         qv = qc;
-        P = std::move(Pc);
         res.steps++;
         accepted = true;
         if (factored && h == 0 && free_ix.size() == p) {
