@@ -1,6 +1,6 @@
 // Vectorised exp and log by SLEEF (Debian's libsleef3; the u10 functions
 // have a documented maximum error of 1.0 ulp, measured below 0.86 ulp in
-// tests/core/test_vmath.cpp). AVX2 (4 lanes) when the CPU has it, checked
+// tests/core/test_numerics.cpp). AVX2 (4 lanes) when the CPU has it, checked
 // once; otherwise SLEEF's 2-lane SSE2 dispatcher. Every value goes through the
 // same vector function (the tail is padded), so a result never depends on its
 // position in the array or on the block size.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"

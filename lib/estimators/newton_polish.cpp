@@ -70,12 +70,10 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
     try {
       g = score(model, X, y);
       res.score_evaluations += 1;
-      if (opt.analytic_hessian) H = loglik_hessian(model, X, y);  // empty without an analytic gate Hessian
+      H = loglik_hessian(model, X, y);  // empty without an analytic gate Hessian
       if (H.is_empty()) {
         H = score_hessian_forward(model, X, y, g, opt.rel_step);
         res.score_evaluations += int(theta.n_elem);
-      } else {
-        res.analytic_hessians++;
       }
     } catch (const InvalidArgument&) {
       break;  // a finite-difference point outside a family's domain

@@ -5,6 +5,18 @@
 
 namespace moerate {
 
+namespace {
+
+/// a^T x + b for eta = (a, b) of length d + 1: the one order of operations of
+/// mean() and of the M-step's sums of squares, so both give the same bits.
+inline double affine_value(const double* eta, const double* x, std::size_t d) {
+  double v = 0;
+  for (std::size_t u = 0; u < d; ++u) v += eta[u] * x[u];
+  return v + eta[d];
+}
+
+}  // namespace
+
 arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
   if (d_ > 16) {  // BLAS pays for its call only for long rows
     arma::rowvec h = eta.head(d_).t() * X;
@@ -13,13 +25,7 @@ arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const 
   }
   const std::size_t n = X.n_cols, d = d_;
   arma::rowvec h(n, arma::fill::none);
-  const double* e = eta.memptr();
-  for (std::size_t i = 0; i < n; ++i) {
-    const double* x = X.colptr(i);
-    double v = 0;
-    for (std::size_t u = 0; u < d; ++u) v += e[u] * x[u];
-    h[i] = v + e[d];
-  }
+  for (std::size_t i = 0; i < n; ++i) h[i] = affine_value(eta.memptr(), X.colptr(i), d);
   return h;
 }
 
@@ -144,15 +150,8 @@ ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y
     const std::size_t d = d_;
     double s0 = 0, s1 = 0;
     for (std::size_t i = a; i < b; ++i) {
-      const double* x = X.colptr(i);
-      double h0 = 0, h1 = 0;  // the same order of operations as mean()
-      for (std::size_t u = 0; u < d; ++u) {
-        h0 += eta[u] * x[u];
-        h1 += cand[u] * x[u];
-      }
-      h0 += eta[d];
-      h1 += cand[d];
-      const double r0 = y[i] - h0, r1 = y[i] - h1;
+      const double r0 = y[i] - affine_value(eta.memptr(), X.colptr(i), d);
+      const double r1 = y[i] - affine_value(cand.memptr(), X.colptr(i), d);
       s0 += w[i] * r0 * r0;
       s1 += w[i] * r1 * r1;
     }

@@ -34,14 +34,13 @@ namespace moerate {
 struct PolishOptions {
   int max_steps = 10;            // Newton steps per call
   double decrement_tol = 1e-10;  // stop when g' delta (about twice the gain still available) is below this
-  double rel_step = 1e-7;        // forward-difference step of the Hessian, relative to max(1, |theta_i|)
-  bool analytic_hessian = true;  // loglik_hessian where the gate has an analytic q_hessian (softmax)
+  double rel_step = 1e-7;        // forward-difference step of the Hessian (gates without an analytic
+                                 // q_hessian), relative to max(1, |theta_i|)
 };
 
 struct PolishResult {
   int steps = 0;                 // Newton steps kept
   int score_evaluations = 0;     // analytic scores evaluated (gradients, and finite-difference Hessians)
-  int analytic_hessians = 0;     // Hessians taken analytically (loglik_hessian)
   double gain = 0;               // l(after) - l(before) >= 0
   double log_likelihood = 0;     // l(after)
   double decrement = arma::datum::nan;  // g' delta at the last step computed
