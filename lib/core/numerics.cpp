@@ -165,19 +165,57 @@ double activate_d2(Activation a, double z) {
   return 0;
 }
 
+void activate_all(Activation a, const double* z, std::size_t n, double* phi, double* d1, double* d2) {
+  switch (a) {
+    case Activation::tanh:
+      if (phi != z) std::copy(z, z + n, phi);
+      tanh_inplace(phi, n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double t = phi[i], g = 1 - t * t;
+        if (d1) d1[i] = g;
+        if (d2) d2[i] = -2 * t * g;
+      }
+      return;
+    case Activation::sigmoid:
+      // As the scalar sigmoid: with e = exp(-|z|), 1 / (1 + e) for z >= 0 and e / (1 + e) below.
+    {
+      std::vector<double> e(n);
+      for (std::size_t i = 0; i < n; ++i) e[i] = -std::abs(z[i]);
+      exp_inplace(e.data(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double e_i = e[i];
+        const double s = z[i] >= 0 ? 1.0 / (1.0 + e_i) : e_i / (1.0 + e_i);  // NaN: e_i / (1 + e_i) = NaN
+        phi[i] = s;
+        if (d1) d1[i] = s * (1 - s);
+        if (d2) d2[i] = s * (1 - s) * (1 - 2 * s);
+      }
+      return;
+    }
+    case Activation::gelu:
+    case Activation::relu:
+      for (std::size_t i = 0; i < n; ++i) {
+        const double v = z[i];
+        if (d1) d1[i] = activate_d1(a, v);
+        if (d2) d2[i] = activate_d2(a, v);
+        phi[i] = activate(a, v);
+      }
+      return;
+  }
+}
+
 arma::mat activate(Activation a, const arma::mat& z) {
   arma::mat out(arma::size(z));
-  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate(a, z[i]);
+  activate_all(a, z.memptr(), z.n_elem, out.memptr());
   return out;
 }
 arma::mat activate_d1(Activation a, const arma::mat& z) {
-  arma::mat out(arma::size(z));
-  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate_d1(a, z[i]);
+  arma::mat phi(arma::size(z)), out(arma::size(z));
+  activate_all(a, z.memptr(), z.n_elem, phi.memptr(), out.memptr());
   return out;
 }
 arma::mat activate_d2(Activation a, const arma::mat& z) {
-  arma::mat out(arma::size(z));
-  for (std::size_t i = 0; i < z.n_elem; ++i) out[i] = activate_d2(a, z[i]);
+  arma::mat phi(arma::size(z)), out(arma::size(z));
+  activate_all(a, z.memptr(), z.n_elem, phi.memptr(), nullptr, out.memptr());
   return out;
 }
 

@@ -113,11 +113,11 @@ FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma:
     const arma::rowvec ll_obs = log_sum_exp_cols(R);
     ll = arma::accu(ll_obs);
     R.each_row() -= ll_obs;
-    R = arma::exp(R);
+    exp_inplace(R.memptr(), R.n_elem);
     c.score_norm = score_statistic(model, X, y, R, opt.box);
     c.atom_mass = arma::sum(R, 1) / double(std::max<std::size_t>(n, 1));
   } else {
-    c.atom_mass = arma::mean(arma::exp(model.log_weights(X)), 1);
+    c.atom_mass = arma::mean(exp_entries(model.log_weights(X)), 1);
   }
   for (std::size_t j = 0; j < k; ++j)
     if (c.atom_mass[j] < opt.near_empty_mass) c.near_empty.push_back(j);

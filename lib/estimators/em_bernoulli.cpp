@@ -49,7 +49,7 @@ EMResult run_em_bernoulli(GaussianMoE& model, const arma::mat& X, const arma::ro
     const GaussianMoE previous = model;
     arma::mat R = L;
     R.each_row() -= ll_obs;
-    R = arma::exp(R);
+    exp_inplace(R.memptr(), R.n_elem);
     model.gating().m_step(xg.mat(), R, opt.gate);
     for (std::size_t j = 0; j < k; ++j) {
       const arma::rowvec w = R.row(j);

@@ -18,7 +18,7 @@ double rss_gradient(const GaussianMoE& model, const arma::mat& X, const arma::ro
   if (model.kind() != ModelKind::regression)
     throw InvalidArgument("rss_gradient: needs a regression model (\"model\": \"regression\")");
   const std::size_t k = model.n_experts();
-  const arma::mat P = arma::exp(model.log_weights(X));  // k x n
+  const arma::mat P = exp_entries(model.log_weights(X));  // k x n
   const arma::mat H = model.expert_means(X);           // k x n
   const arma::rowvec f = arma::sum(P % H, 0);
   const arma::rowvec r = y - f;

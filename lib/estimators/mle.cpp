@@ -200,7 +200,7 @@ double log_likelihood_gradient(const GaussianMoE& model, const arma::mat& X, con
   const arma::rowvec ll_obs = log_sum_exp_cols(L);
   const double ll = arma::accu(ll_obs);
   L.each_row() -= ll_obs;
-  const arma::mat R = arma::exp(L);  // posterior responsibilities
+  const arma::mat R = exp_entries(std::move(L));  // posterior responsibilities
   const arma::mat H = model.expert_means(X);
   const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
   const arma::vec g_gate = model.gating().log_weights_vjp(xg.mat(), R);

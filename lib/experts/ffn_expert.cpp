@@ -39,23 +39,37 @@ std::vector<ParamBlock> FfnExpert::blocks() const {
 arma::rowvec FfnExpert::mean(const arma::mat& X, const arma::vec& eta) const {
   arma::rowvec h(X.n_cols, arma::fill::value(c0(eta)));
   for (std::size_t m = 0; m < units_; ++m) {
-    h += eta[co(m)] * activate(act_, pre(X, eta, m));
+    arma::rowvec z = pre(X, eta, m);
+    activate_all(act_, z.memptr(), z.n_elem, z.memptr());
+    h += eta[co(m)] * z;
   }
   return h;
 }
 
-arma::mat FfnExpert::jacobian(const arma::mat& X, const arma::vec& eta) const {
-  arma::mat J(n_params(), X.n_cols);
+void FfnExpert::mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma::rowvec& h, arma::mat& J) const {
+  const std::size_t n = X.n_cols;
+  h.set_size(n);
+  h.fill(c0(eta));
+  J.set_size(n_params(), n);
   if (units_ > 1) J.row(0).ones();
+  arma::rowvec p1(n);
   for (std::size_t m = 0; m < units_; ++m) {
     const std::size_t o = wo(m);
-    const arma::rowvec z = pre(X, eta, m);
+    arma::rowvec z = pre(X, eta, m);
     const double c = eta[co(m)];
-    const arma::rowvec p1 = activate_d1(act_, z);
-    J.rows(o, o + d_ - 1) = X.each_row() % (c * p1);
-    if (bias_) J.row(o + d_) = c * p1;
-    J.row(co(m)) = activate(act_, z);
+    activate_all(act_, z.memptr(), n, z.memptr(), p1.memptr());  // z now holds phi(z)
+    p1 *= c;
+    J.rows(o, o + d_ - 1) = X.each_row() % p1;
+    if (bias_) J.row(o + d_) = p1;
+    J.row(co(m)) = z;
+    h += c * z;
   }
+}
+
+arma::mat FfnExpert::jacobian(const arma::mat& X, const arma::vec& eta) const {
+  arma::rowvec h;
+  arma::mat J;
+  mean_and_jacobian(X, eta, h, J);
   return J;
 }
 
@@ -73,7 +87,8 @@ arma::mat FfnExpert::hessian(const arma::mat& X, const arma::vec& eta) const {
     const std::size_t o = wo(m), oc = co(m);
     const arma::rowvec z = pre(X, eta, m);
     const double c = eta[oc];
-    const arma::rowvec p1 = activate_d1(act_, z), p2 = activate_d2(act_, z);
+    arma::rowvec p0(n), p1(n), p2(n);
+    activate_all(act_, z.memptr(), n, p0.memptr(), p1.memptr(), p2.memptr());
     for (std::size_t s = 0; s < nv; ++s) {
       for (std::size_t t = 0; t < nv; ++t) H.row((o + s) * q + o + t) = c * p2 % V.row(s) % V.row(t);
       H.row((o + s) * q + oc) = p1 % V.row(s);

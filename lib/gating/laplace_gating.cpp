@@ -30,7 +30,7 @@ arma::mat LaplaceGating::log_weights(const arma::mat& X) const {
 
 arma::vec LaplaceGating::log_weights_vjp(const arma::mat& X, const arma::mat& C) const {
   // d/dtheta sum_ij C_ij log pi_ij = sum_ij D_ij dS_ij/dtheta, D = C - pi * colsum(C).
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   const arma::rowvec s = arma::sum(C, 0);
   const arma::mat D = C - P.each_row() % s;
   arma::vec g(n_params());

@@ -68,7 +68,7 @@ arma::mat SoftmaxGating::log_weights(const arma::mat& X) const {
 }
 
 arma::vec SoftmaxGating::log_weights_vjp(const arma::mat& X, const arma::mat& C) const {
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   const arma::rowvec s = arma::sum(C, 0);
   arma::mat D = C - P.each_row() % s;          // k x n
   arma::mat G0 = arma::sum(D, 1);              // k x 1 (beta0)
@@ -82,7 +82,7 @@ arma::vec SoftmaxGating::log_weights_vjp(const arma::mat& X, const arma::mat& C)
 }
 
 arma::mat SoftmaxGating::log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const {
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   const arma::rowvec s = arma::sum(C, 0);
   const arma::mat D = C - P.each_row() % s;  // k x n
   arma::mat out(n_params(), X.n_cols);
@@ -95,7 +95,7 @@ arma::mat SoftmaxGating::log_weights_vjp_obs(const arma::mat& X, const arma::mat
 
 arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const {
   const std::size_t n = X.n_cols, q = d_ + 1;
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   const arma::rowvec s = arma::sum(C, 0);
   arma::mat V(q, n);
   V.row(0).ones();

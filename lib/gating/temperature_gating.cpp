@@ -75,7 +75,7 @@ arma::vec TemperatureGating::log_weights_vjp(const arma::mat& X, const arma::mat
   arma::mat L = S;
   normalise_log_cols(L);
   const arma::rowvec s = arma::sum(C, 0);
-  arma::mat P = arma::exp(L);
+  arma::mat P = exp_entries(std::move(L));
   const arma::mat D = C - P.each_row() % s;  // d/dS of sum C log pi
   const arma::vec g0 = arma::sum(D, 1) / tau_;
   const arma::mat Dz = act_ ? arma::mat(D % activate_d1(*act_, Z)) : D;

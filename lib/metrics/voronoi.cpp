@@ -466,7 +466,7 @@ VoronoiLoss voronoi_loss(const GaussianMoE& truth, const GaussianMoE& fit, const
     // Average gate weight of each fitted atom over the design (models.md 9.2).
     Rng rng(opt.design_seed);
     const arma::mat X = draw_design(opt.design, fit.dim(), opt.design_mc, rng);
-    const arma::vec g = arma::mean(arma::exp(fit.log_weights(X)), 1);
+    const arma::vec g = arma::mean(exp_entries(fit.log_weights(X)), 1);
     for (std::size_t i = 0; i < F.size(); ++i) F[i].gate_mean = g[i];
   }
   const std::size_t kt = T.size(), ref = kt - 1;

@@ -49,14 +49,16 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
                                        const ExpertMStepOptions& opt) const {
   // Levenberg-Marquardt with Marquardt scaling; a step is accepted only if it
   // lowers the weighted sum of squares (generalised EM).
+  // Each candidate's Jacobian is computed with its mean (the accepted one's is the next step's).
   ExpertMStepResult res;
-  double sse = residual_sse(y, mean(X, eta), w);
+  arma::rowvec h, hc;
+  arma::mat J, Jc;
+  mean_and_jacobian(X, eta, h, J);
+  double sse = residual_sse(y, h, w);
   res.sse_before = res.sse_after = sse;
   double lambda = opt.lm_lambda0;
-  const std::size_t q = n_params();
   for (int step = 0; step < opt.lm_steps; ++step) {
-    const arma::mat J = jacobian(X, eta);  // q x n
-    const arma::rowvec r = y - mean(X, eta);
+    const arma::rowvec r = y - h;
     const arma::mat JW = J.each_row() % w;
     const arma::mat A = JW * J.t();
     const arma::vec g = JW * r.t();
@@ -74,9 +76,12 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
         const arma::vec delta = arma::solve(arma::trimatu(L.t()), z);
         const arma::vec cand = eta + delta;
         if (cand.is_finite()) {
-          const double s = residual_sse(y, mean(X, cand), w);
+          mean_and_jacobian(X, cand, hc, Jc);
+          const double s = residual_sse(y, hc, w);
           if (std::isfinite(s) && s < sse) {
             eta = cand;
+            std::swap(h, hc);
+            std::swap(J, Jc);
             const double rel = (sse - s) / std::max(sse, 1e-300);
             sse = s;
             lambda = std::max(lambda / 10, 1e-12);
@@ -91,7 +96,6 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
     }
     if (!accepted) break;
   }
-  (void)q;
   res.sse_after = sse;
   return res;
 }

@@ -138,11 +138,11 @@ double GaussianMoE::log_likelihood(const arma::mat& X, const arma::rowvec& y) co
 arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& y) const {
   arma::mat L = log_joint(X, y);
   normalise_log_cols(L);
-  return arma::exp(L);
+  return exp_entries(std::move(L));
 }
 
 arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   if (kind_ == ModelKind::bernoulli) {
     arma::mat S = expert_means(X);
     for (std::size_t j = 0; j < S.n_rows; ++j) S.row(j) = sigmoid(S.row(j));
@@ -157,7 +157,7 @@ arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
     const arma::rowvec p = regression_function(X);
     return p % (1 - p);
   }
-  const arma::mat P = arma::exp(log_weights(X));
+  const arma::mat P = exp_entries(log_weights(X));
   const arma::mat H = expert_means(X);
   const arma::rowvec m = arma::sum(P % H, 0);
   arma::mat second = H % H;
@@ -174,7 +174,7 @@ arma::mat GaussianMoE::predictive_quantiles(const arma::mat& X, const std::vecto
     for (std::size_t i = 0; i < X.n_cols; ++i)
       for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = probs[q] > 1 - p[i] ? 1.0 : 0.0;
   } else if (kind_ == ModelKind::gaussian) {
-    const arma::mat P = arma::exp(log_weights(X));
+    const arma::mat P = exp_entries(log_weights(X));
     const arma::mat H = expert_means(X);
     for (std::size_t i = 0; i < X.n_cols; ++i)
       for (std::size_t q = 0; q < probs.size(); ++q) Q(q, i) = mixture_quantile(P.col(i), H.col(i), nu_, probs[q]);

@@ -139,6 +139,63 @@ TEST_CASE("log_normal_pdf against Boost.Math") {
   CHECK(v[1] == Approx(log_normal_pdf(1.0, 0.0, 0.16)).epsilon(1e-15));
 }
 
+TEST_CASE("tanh_inplace: within 1 ulp of long double; special values; position-independent") {
+  Rng rng(11);
+  const std::size_t n = 200001;
+  std::vector<double> x(n), t(n);
+  // Half near 0 (tanh's relative accuracy there matters), half over [-25, 25].
+  for (std::size_t i = 0; i < n; ++i)
+    x[i] = (i % 2) ? std::ldexp(rng.uniform() - 0.5, -int(rng.integer(0, 60))) : -25.0 + 50.0 * rng.uniform();
+  t = x;
+  tanh_inplace(t.data(), n);
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (x[i] != 0) worst = std::max(worst, ulp_error(t[i], std::tanh((long double)x[i])));
+  CHECK(worst <= 1.001);  // SLEEF: 1.0 ulp; the long double reference itself is off by up to ~2^-11 ulp
+  CHECK(worst > 0.3);
+  std::vector<double> s = {-kInf, kInf, 0.0, -0.0, 1000.0, kNaN};
+  tanh_inplace(s.data(), s.size());
+  CHECK(s[0] == -1.0);
+  CHECK(s[1] == 1.0);
+  CHECK(s[2] == 0.0);
+  CHECK(std::signbit(s[3]));
+  CHECK(s[4] == 1.0);
+  CHECK(std::isnan(s[5]));
+  for (std::size_t len = 1; len <= 9; ++len) {
+    std::vector<double> v(len);
+    for (std::size_t i = 0; i < len; ++i) v[i] = -2.3 + 0.61 * double(i);
+    std::vector<double> w = v;
+    tanh_inplace(w.data(), len);
+    for (std::size_t i = 0; i < len; ++i) {
+      double one = v[i];
+      tanh_inplace(&one, 1);
+      CHECK(w[i] == one);
+    }
+  }
+}
+
+TEST_CASE("activate_all agrees with the scalar activations, with and without aliasing") {
+  std::vector<double> z;
+  for (double v = -40.0; v <= 40.0; v += 0.173) z.push_back(v);
+  z.push_back(0.0);
+  z.push_back(-800.0);
+  z.push_back(800.0);
+  const std::size_t n = z.size();
+  for (Activation a : {Activation::sigmoid, Activation::tanh, Activation::gelu, Activation::relu}) {
+    CAPTURE(activation_name(a));
+    std::vector<double> phi(n), d1(n), d2(n), alias = z;
+    activate_all(a, z.data(), n, phi.data(), d1.data(), d2.data());
+    activate_all(a, alias.data(), n, alias.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(z[i]);
+      CHECK(phi[i] == Approx(activate(a, z[i])).epsilon(4e-16).scale(1e-300));
+      CHECK(d1[i] == Approx(activate_d1(a, z[i])).epsilon(1e-15).scale(1.0));  // 1 - t^2 cancels: absolute
+      CHECK(d2[i] == Approx(activate_d2(a, z[i])).epsilon(1e-15).scale(1.0));
+      CHECK(alias[i] == phi[i]);
+    }
+  }
+}
+
 TEST_CASE("activations and their derivatives") {
   for (double z : {-30.0, -3.0, -0.5, 0.0, 0.7, 4.0, 40.0}) {
     CHECK(activate(Activation::sigmoid, z) == Approx(1 / (1 + std::exp(-z))).epsilon(1e-14));

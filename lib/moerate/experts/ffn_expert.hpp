@@ -76,6 +76,7 @@ public:
   std::vector<ParamBlock> blocks() const override;
   arma::rowvec mean(const arma::mat& X, const arma::vec& eta) const override;
   arma::mat jacobian(const arma::mat& X, const arma::vec& eta) const override;
+  void mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma::rowvec& h, arma::mat& J) const override;
   arma::mat hessian(const arma::mat& X, const arma::vec& eta) const override;
   json to_json(const arma::vec& eta) const override;
   arma::vec from_json(const json& j, const std::string& where) const override;

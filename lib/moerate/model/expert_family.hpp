@@ -75,6 +75,12 @@ public:
 
   virtual arma::rowvec mean(const arma::mat& X, const arma::vec& eta) const = 0;
   virtual arma::mat jacobian(const arma::mat& X, const arma::vec& eta) const = 0;
+  /// h = mean(X, eta) and J = jacobian(X, eta) in one call (a family whose two
+  /// share their expensive part, as ffn's activations, overrides it).
+  virtual void mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma::rowvec& h, arma::mat& J) const {
+    h = mean(X, eta);
+    J = jacobian(X, eta);
+  }
   /// d^2 h / (d eta_u d eta_v) at every x: returns a q*q x n matrix, row u*q+v.
   /// Default: central differences of jacobian() (accuracy ~1e-7 relative).
   virtual arma::mat hessian(const arma::mat& X, const arma::vec& eta) const;
