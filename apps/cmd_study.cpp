@@ -1,6 +1,8 @@
 // moerate study: built-in convergence-rate studies (experiments A and B of
 // the spec): sweep, rate table with intervals beside the theory, figures.
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +31,24 @@ using moerate::json;
 // Two fits of the same data "reach the same log-likelihood" within this (nats).
 constexpr double kStartsAgreeTol = 1e-3;
 
+// "MIN:MAX:COUNT" with 2 <= MIN < MAX <= 1e8 and 2 <= COUNT <= 1000.
+std::array<long long, 3> parse_n_grid(const std::string& text) {
+  std::array<long long, 3> v{};
+  std::size_t pos = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t end = i < 2 ? text.find(':', pos) : text.size();
+    const std::string part = end == std::string::npos ? std::string() : text.substr(pos, end - pos);
+    const auto r = std::from_chars(part.data(), part.data() + part.size(), v[i]);
+    if (part.empty() || r.ec != std::errc() || r.ptr != part.data() + part.size())
+      throw moerate::cli::UsageError("--n: expected MIN:MAX:COUNT with whole numbers (e.g. 3000:100000:6); got '" + text + "'");
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  if (!(v[0] >= 2 && v[0] < v[1] && v[1] <= 100000000 && v[2] >= 2 && v[2] <= 1000))
+    throw moerate::cli::UsageError("--n: need 2 <= MIN < MAX <= 1e8 and 2 <= COUNT <= 1000; got '" + text + "'");
+  return v;
+}
+
 }  // namespace
 
 // apps/study_scenarios.cpp: the scenario studies (experiments.md E).
@@ -37,7 +57,7 @@ void run_scenario_study_command(const std::string& name, const std::string& scal
 
 void add_study_command(CLI::App& app) {
   struct Opts {
-    std::string name, scale = "quick", out;
+    std::string name, scale = "quick", out, n_grid;
     int threads = 0, bootstrap = 1000, starts = 0, replications = 0;
     bool print_config = false, quiet = false;
   };
@@ -59,6 +79,8 @@ void add_study_command(CLI::App& app) {
       ->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--replications", o->replications, "Replications per sample size (default: the scale's)")
       ->check(moerate::cli::whole(1, 100000));
+  cmd->add_option("--n", o->n_grid,
+                  "Sample sizes MIN:MAX:COUNT, log-spaced (default: the scale's), e.g. 3000:100000:6 for the upper range");
   cmd->add_flag("--print-config", o->print_config, "Print the study file and exit (edit it and run 'moerate sweep')");
   cmd->add_flag("--quiet", o->quiet, "No progress on stderr");
   moerate::cli::set_example(cmd, "moerate study linear-vs-ffn --scale quick --out out/linear-vs-ffn");
@@ -67,8 +89,8 @@ void add_study_command(CLI::App& app) {
     o->threads = moerate::cli::configure_threads(o->threads);
     moerate::cli::check_range("--bootstrap", o->bootstrap, 0, 1000000);
     if (moerate::is_scenario_study(o->name)) {
-      if (o->starts > 0 || o->replications > 0)
-        throw moerate::cli::UsageError("--starts and --replications apply to the rate studies (A1, A2, A3, B), not to " +
+      if (o->starts > 0 || o->replications > 0 || !o->n_grid.empty())
+        throw moerate::cli::UsageError("--starts, --replications and --n apply to the rate studies (A1, A2, A3, B), not to " +
                                        o->name);
       run_scenario_study_command(o->name, o->scale, o->out, o->threads, o->bootstrap, o->print_config, o->quiet);
       return;
@@ -89,6 +111,11 @@ void add_study_command(CLI::App& app) {
       cfg["replications"] = o->replications;
       variant += "-reps" + std::to_string(o->replications);
     }
+    if (!o->n_grid.empty()) {
+      const auto g = parse_n_grid(o->n_grid);
+      cfg["n"] = json{{"min", g[0]}, {"max", g[1]}, {"count", g[2]}};
+      variant += "-n" + std::to_string(g[0]) + "-" + std::to_string(g[1]) + "x" + std::to_string(g[2]);
+    }
     if (o->print_config) {
       std::cout << cfg.dump(2) << "\n";
       return;
@@ -107,8 +134,17 @@ void add_study_command(CLI::App& app) {
     bool resume = false;
     if (fs::exists(cfg_path)) {
       const json old = moerate::read_json_file(cfg_path);
-      if (old != cfg)
+      json old_more = old;  // the same study with more replications extends it (the seeds do not depend on the count)
+      if (old.contains("replications") && cfg.contains("replications") && old["replications"].is_number_integer() &&
+          cfg["replications"].get<long long>() > old["replications"].get<long long>())
+        old_more["replications"] = cfg["replications"];
+      if (old_more != cfg)
         throw std::runtime_error(dir + " holds a different study (" + cfg_path + "); choose another --out");
+      if (old != cfg) {
+        std::cerr << "moerate study: " << dir << ": extending the study from " << old["replications"] << " to "
+                  << cfg["replications"] << " replications\n";
+        moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
+      }
       resume = fs::exists(results);  // the same study: its file stays as it is
     } else {
       moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
