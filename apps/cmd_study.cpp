@@ -143,7 +143,7 @@ void add_study_command(CLI::App& app) {
       if (old != cfg) {
         std::cerr << "moerate study: " << dir << ": extending the study from " << old["replications"] << " to "
                   << cfg["replications"] << " replications\n";
-        moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n");
+        moerate::write_file_atomic(cfg_path, cfg.dump(2) + "\n", /*replaces_input=*/true);
       }
       resume = fs::exists(results);  // the same study: its file stays as it is
     } else {

@@ -26,4 +26,20 @@ assert c["replications"] == 3, c["replications"]
 for s in c["settings"]:
     assert s["starts"] == (1 if s["init"] == "near-truth" else 6), s
 PY
+# --n sets the sizes; rerunning with more replications in the same --out extends
+# the study: the earlier fits are kept as they are, only the new replications run.
+"$M" study linear-vs-ffn --out "$T/n" --n 200:400:2 --replications 1 --bootstrap 20 --quiet >"$T/n1.txt" 2>&1 || { cat "$T/n1.txt"; fail "study --n"; }
+grep -q '2 sizes in \[200, 400\] x 1 replications' "$T/n1.txt" || fail "--n not applied"
+grep '^linear k=3,200,0,' "$T/n/results.csv" >"$T/rep0.csv"
+"$M" study linear-vs-ffn --out "$T/n" --n 200:400:2 --replications 2 --bootstrap 20 --quiet >"$T/n2.txt" 2>"$T/n2.err" || { cat "$T/n2.err"; fail "extend"; }
+grep -q 'extending the study from 1 to 2 replications' "$T/n2.err" || fail "no extension message"
+grep -q '8 fits in .* (8 resumed)' "$T/n2.txt" || fail "extension did not resume the first replication"
+[ "$(grep -c '^linear k=3,[0-9]*,1,' "$T/n/results.csv")" -eq 2 ] || fail "extension did not add replication 1"
+grep '^linear k=3,200,0,' "$T/n/results.csv" | cmp -s - "$T/rep0.csv" || fail "extension changed an earlier fit"
+"$M" study linear-vs-ffn --out "$T/n" --n 200:400:2 --replications 1 --quiet >/dev/null 2>"$T/n3.err" && fail "fewer replications accepted"
+grep -q 'holds a different study' "$T/n3.err" || fail "fewer replications: no message"
+for bad in 3000:100:6 1e3:1e5:4 200:400 200:400:1; do
+  "$M" study linear-vs-ffn --n "$bad" --print-config >/dev/null 2>"$T/bad.err"; [ $? -eq 2 ] || fail "--n $bad must exit 2"
+  grep -q -- "--n: " "$T/bad.err" || fail "--n $bad: no message naming the option"
+done
 echo "study_quick: ok"
