@@ -247,7 +247,10 @@ StandardErrors standard_errors(const GaussianMoE& m, const arma::mat& X, const a
   r.level = opt.level;
   r.z = normal_two_sided_quantile(opt.level);
   r.n_obs = X.n_cols;
-  r.information = -score_hessian(m, X, y, opt.rel_step);
+  // The analytic Hessian (Louis's identity) where the gate has one; else central differences of the score.
+  r.information = -loglik_hessian(m, X, y);
+  r.analytic_hessian = !r.information.is_empty();
+  if (!r.analytic_hessian) r.information = -score_hessian(m, X, y, opt.rel_step);
   arma::vec lambda;
   arma::mat evec;
   if (!arma::eig_sym(lambda, evec, r.information)) throw std::runtime_error("standard_errors: eigen-decomposition failed");
@@ -272,8 +275,10 @@ StandardErrors standard_errors(const GaussianMoE& m, const arma::mat& X, const a
 
 json StandardErrors::to_json() const {
   json j;
-  j["method"] = "observed information: central differences of the analytic score (Hessian of the log-likelihood); "
-                "sandwich I^-1 B I^-1 with B = sum of outer products of per-observation scores";
+  j["method"] = std::string("observed information: ") +
+                (analytic_hessian ? "the analytic Hessian of the log-likelihood (Louis's identity)"
+                                  : "central differences of the analytic score (Hessian of the log-likelihood)") +
+                "; sandwich I^-1 B I^-1 with B = sum of outer products of per-observation scores";
   j["parameterisation"] = "flat parameters: gating, expert parameters, log variances";
   j["level"] = level;
   j["z"] = z;

@@ -145,7 +145,13 @@ TEST_CASE("sandwich and observed-information standard errors agree at the truth 
     CHECK(se.se_sandwich[p] / se.se[p] > 0.85);
     CHECK(se.se_sandwich[p] / se.se[p] < 1.15);
   }
+  // Softmax has an analytic gate Hessian: the information is loglik_hessian's, and it
+  // agrees with central differences of the score (the former method).
+  CHECK(se.analytic_hessian);
+  const arma::mat I_fd = -score_hessian(m, s.X, s.y, 1e-5);
+  CHECK(arma::abs(se.information - I_fd).max() <= 1e-6 * arma::abs(I_fd).max());
   const json j = se.to_json();
+  CHECK(j["method"].get<std::string>().find("Louis") != std::string::npos);
   CHECK(j["parameters"].size() == se.names.size());
   CHECK(j["near_singular"] == false);
   CHECK(se.table().find("Wald intervals") != std::string::npos);

@@ -68,7 +68,7 @@ double normal_two_sided_quantile(double level);
 struct SeOptions {
   double level = 0.95;             // Wald interval level
   double cond_threshold = 1e10;    // above this the information is reported as near singular
-  double rel_step = 1e-5;          // score differencing step (relative)
+  double rel_step = 1e-5;          // score differencing step (relative), for gates without an analytic Hessian
   void validate() const;
 };
 
@@ -79,6 +79,7 @@ struct StandardErrors {
   arma::vec se_sandwich;           // I^-1 B I^-1 (empty when near singular)
   arma::mat cov, cov_sandwich;
   arma::mat information;           // observed information I (p x p)
+  bool analytic_hessian = false;   // I from loglik_hessian (else central differences of the score)
   double condition_number = 0;     // lambda_max / lambda_min of I (inf if not positive definite)
   double min_eigenvalue = 0;
   bool near_singular = false;
