@@ -74,8 +74,8 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str()->check(moerate::cli::whole(0, 1000000));
   cmd->add_option("--starts", o->starts,
-                  "Starts per fit of the truth-free settings (k-means, random); near-truth settings keep one "
-                  "(default: the scale's)")
+                  "Starts per fit of the truth-free settings (k-means, random); near-truth settings keep theirs, "
+                  "one per way of splitting the true atoms (default: the scale's)")
       ->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--replications", o->replications, "Replications per sample size (default: the scale's)")
       ->check(moerate::cli::whole(1, 100000));

@@ -148,7 +148,8 @@ GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& 
   return GaussianMoE(std::move(gating), family, eta, nu, ModelKind::gaussian, cov);
 }
 
-GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const FitOptions& opt, Rng& rng) {
+GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const FitOptions& opt, Rng& rng,
+                             std::size_t start_index) {
   const std::size_t k = opt.n_experts, ks = truth.n_experts();
   if (k < ks)
     throw InvalidArgument("near-truth init: the fit has " + std::to_string(k) + " experts but the truth has " +
@@ -156,11 +157,30 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
   if (truth.gating().family_json() != make_gating(opt.gating, k, truth.gate_dim())->family_json() ||
       truth.experts().family_json() != make_expert_family(opt.expert, truth.expert_dim())->family_json())
     throw InvalidArgument("near-truth init: the fitted families must equal the truth's");
-  // Fitted atom i -> true atom i mod k*: every true atom is covered, extra atoms
-  // cycle over them; the weight of a true atom is split equally among its copies.
+  // Fitted atom i < k* -> true atom i; the E = k - k* extra atoms copy true atoms
+  // by a pattern: start 0 takes the cyclic one (extra e -> e mod k*), start r the
+  // r-th next of the k*^E patterns (extra e -> digit e of the pattern's code in
+  // base k*), so that starts 0, 1, ... try every way of splitting the true atoms
+  // (an over-fitted likelihood has a local maximum for each). The weight of a
+  // true atom is split equally among its copies.
   std::vector<std::size_t> assign(k);
   std::vector<int> copies(ks, 0);
-  for (std::size_t i = 0; i < k; ++i) assign[i] = i % ks, copies[assign[i]]++;
+  for (std::size_t i = 0; i < ks; ++i) assign[i] = i;
+  if (k > ks) {
+    const std::size_t E = k - ks;
+    // code = sum_e digit_e k*^e; beyond 2^62 patterns only the first ones are reached.
+    std::uint64_t patterns = 1;
+    std::size_t digits = 0;  // the extras the code spans
+    while (digits < E && patterns <= (std::uint64_t{1} << 62) / ks) patterns *= ks, ++digits;
+    std::uint64_t code = 0;
+    for (std::size_t e = digits; e-- > 0;) code = code * ks + e % ks;
+    code = (code + start_index) % patterns;
+    for (std::size_t e = 0; e < E; ++e) {
+      assign[ks + e] = e < digits ? static_cast<std::size_t>(code % ks) : e % ks;
+      code /= ks;
+    }
+  }
+  for (std::size_t i = 0; i < k; ++i) copies[assign[i]]++;
   const double scale = std::pow(static_cast<double>(X.n_cols), -opt.init.exponent);
   const double sg = opt.init.gate_scale * scale, se = opt.init.expert_scale * scale;
   json tj = truth.to_json();
@@ -194,7 +214,7 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
 namespace {
 
 GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                        const GaussianMoE* truth) {
+                        const GaussianMoE* truth, std::size_t start_index) {
   const std::size_t k = opt.n_experts, n = X.n_cols;
   if (n < k) throw InvalidArgument("fit: " + std::to_string(k) + " experts need at least as many observations; got n = " + std::to_string(n));
   switch (opt.init.kind) {
@@ -208,7 +228,7 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
     }
     case InitKind::near_truth: {
       if (!truth) throw InvalidArgument("near-truth init: no true model given");
-      return near_truth_model(*truth, X, opt, rng);
+      return near_truth_model(*truth, X, opt, rng, start_index);
     }
     case InitKind::random:
     case InitKind::kmeans: {
@@ -228,8 +248,8 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
 }  // namespace
 
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                          const GaussianMoE* truth) {
-  GaussianMoE m = start_model(X, y, opt, rng, truth);
+                          const GaussianMoE* truth, std::size_t start_index) {
+  GaussianMoE m = start_model(X, y, opt, rng, truth, start_index);
   if (m.covariates() != opt.covariates)
     throw InvalidArgument("init: the start reads covariates (" + m.covariates().describe() + ") but the fit reads (" +
                           opt.covariates.describe() + ")");
@@ -307,7 +327,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
     try {
       throw_if_cancelled(opt.em.cancel);
       Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
-      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth));
+      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth, static_cast<std::size_t>(s)));
       if (opt.em.bounds.any() && (opt.init.kind == InitKind::model || opt.init.kind == InitKind::near_truth)) {
         // A start given by the user must lie in the parameter space.
         const Box b = opt.em.bounds.box(*m);

@@ -83,6 +83,8 @@ json builtin_study_config(const std::string& name, const std::string& scale) {
     s["settings"] = json::array({setting("linear k=2", "linear", 2, "kmeans", 2)});
   } else if (name == "softmax-linear-over" || name == "softmax-linear-over3") {
     // A2 (k = 3, a cell of two) and A3 (k = 4, a cell of three): experiment A's truth.
+    // Near-truth settings: one start per way of splitting the two true atoms
+    // (2 for k = 3, 2^2 = 4 for k = 4; fit.cpp, near_truth_model).
     const Scale sc = scale_of(scale, true);
     const int k = name == "softmax-linear-over" ? 3 : 4;
     const std::string kk = "k=" + std::to_string(k);
@@ -90,7 +92,7 @@ json builtin_study_config(const std::string& name, const std::string& scale) {
     s["n"] = sc.n;
     s["replications"] = sc.reps;
     s["settings"] = json::array({over("linear " + kk, "linear", k, "kmeans", 2),
-                                 over("linear " + kk + " near-truth", "linear", k, "near-truth", 1)});
+                                 over("linear " + kk + " near-truth", "linear", k, "near-truth", k == 3 ? 2 : 4)});
   } else if (name == "linear-vs-ffn") {
     const Scale sc = scale_of(scale, true);
     s["design"] = "uniform:-1,1";
@@ -98,9 +100,9 @@ json builtin_study_config(const std::string& name, const std::string& scale) {
     s["n"] = sc.n;
     s["replications"] = sc.reps;
     s["settings"] = json::array({over("linear k=3", "linear", 3, "kmeans", 2),
-                                 over("linear k=3 near-truth", "linear", 3, "near-truth", 1),
+                                 over("linear k=3 near-truth", "linear", 3, "near-truth", 2),
                                  over("tanh k=3", "tanh", 3, "kmeans", 2),
-                                 over("tanh k=3 near-truth", "tanh", 3, "near-truth", 1)});
+                                 over("tanh k=3 near-truth", "tanh", 3, "near-truth", 2)});
   } else {
     throw InvalidArgument("unknown study '" + name +
                           "'; built-in studies: softmax-linear-exact (A1), softmax-linear-over (A2), "

@@ -17,14 +17,14 @@ grep -q '80 resumed' "$T/out2.txt" || fail "rerun did not resume"
 "$M" study no-such-study >/dev/null 2>"$T/e.txt"; [ $? -eq 2 ] || fail "unknown study must exit 2"
 grep -q 'softmax-linear-over3' "$T/e.txt" || fail "unknown study message lists the studies"
 # --starts and --replications change the study file: k-means settings get the starts,
-# near-truth settings keep one start.
+# near-truth settings keep one start per split pattern (2 here).
 "$M" study linear-vs-ffn --scale medium --starts 6 --replications 3 --print-config >"$T/c.json" || fail "print-config"
 python3 - "$T/c.json" <<'PY' || fail "--starts/--replications not applied"
 import json, sys
 c = json.load(open(sys.argv[1]))
 assert c["replications"] == 3, c["replications"]
 for s in c["settings"]:
-    assert s["starts"] == (1 if s["init"] == "near-truth" else 6), s
+    assert s["starts"] == (2 if s["init"] == "near-truth" else 6), s
 PY
 # --n sets the sizes; rerunning with more replications in the same --out extends
 # the study: the earlier fits are kept as they are, only the new replications run.

@@ -2,6 +2,8 @@
 // parameter space (models.md 9.3, 9.4).
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "fixtures.hpp"
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
@@ -232,4 +234,38 @@ TEST_CASE("fewer observations than parameters is flagged") {
   const FitResult r = fit(s.X, s.y, fo);
   CHECK(r.certificate.underdetermined);
   CHECK(r.certificate.flags().find("underdetermined") != std::string::npos);
+}
+
+TEST_CASE("near-truth starts of an over-fitted model try every way of splitting the true atoms") {
+  // Unperturbed near-truth starts (scales 0): each has the truth's density, and the
+  // extra atoms copy the true atoms of the start's split pattern.
+  const GaussianMoE truth = experiment_a();  // k* = 2
+  const Sim s = simulate(truth, 300, 34);    // seed 34
+  const double ll_truth = truth.log_likelihood(s.X, s.y);
+  for (std::size_t k : {3, 4}) {
+    FitOptions fo;
+    fo.n_experts = k;
+    fo.init.kind = InitKind::near_truth;
+    fo.init.gate_scale = fo.init.expert_scale = 0;
+    std::set<std::vector<std::size_t>> seen;
+    const std::size_t patterns = k == 3 ? 2 : 4;
+    for (std::size_t r = 0; r < patterns + 1; ++r) {
+      CAPTURE(k);
+      CAPTURE(r);
+      Rng rng(35);
+      const GaussianMoE m = initial_model(s.X, s.y, fo, rng, &truth, r);
+      CHECK(m.log_likelihood(s.X, s.y) == Approx(ll_truth).epsilon(1e-7));
+      std::vector<std::size_t> pattern;  // the true atom each extra atom copies
+      for (std::size_t e = 2; e < k; ++e) {
+        std::size_t which = 99;
+        for (std::size_t j = 0; j < 2; ++j)
+          if (arma::approx_equal(m.eta().col(e), truth.eta().col(j), "absdiff", 1e-12)) which = j;
+        pattern.push_back(which);
+      }
+      if (r == 0) CHECK(pattern == (k == 3 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{0, 1}));  // cyclic
+      if (r < patterns) CHECK(seen.insert(pattern).second);  // a new pattern
+      else CHECK(seen.count(pattern) == 1);                   // then they repeat
+    }
+    CHECK(seen.size() == patterns);
+  }
 }

@@ -92,8 +92,11 @@ struct FitResult {
 };
 
 /// Starting model for one start (family objects from opt, data-driven values).
+/// `start_index` picks, for near-truth starts of an over-fitted model, which
+/// true atoms the extra atoms copy (start r: the r-th split pattern after the
+/// cyclic one; the fit's start s passes s).
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
-                          Rng& rng, const GaussianMoE* truth);
+                          Rng& rng, const GaussianMoE* truth, std::size_t start_index = 0);
 
 /// Multi-start fit; `truth` is needed for near-truth starts (else loaded from init.model_path).
 FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
