@@ -99,7 +99,9 @@ std::string log_tics(const std::string& axis, double lo, double hi) {
       for (int m = 1; m <= 9; ++m) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%g", m * d);
-        const bool major = (m == 1 || m == 2 || m == 5);
+        // Over two decades the labels 1, 2, 5 crowd at the top (50000 and 100000 run into
+        // each other): 1 and 3, nearly evenly spaced in log, there.
+        const bool major = n_decades >= 2 ? (m == 1 || m == 3) : (m == 1 || m == 2 || m == 5);
         add(major ? buf : "", m * d, major ? 0 : 1);
       }
     }
