@@ -89,6 +89,8 @@ arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::r
     const arma::mat Xg = xg.mat().cols(a, b - 1), Xe = xe.mat().cols(a, b - 1);
     const arma::rowvec yb = y.cols(a, b - 1);
     arma::mat G(p, B, arma::fill::zeros);  // columns g_i
+    std::vector<arma::mat> gate_grad;      // per expert j: d log pi_j / d theta_gate (pg x B)
+    if (pg > 0) gate_grad = m.gating().log_weight_gradients_obs(Xg);
     for (std::size_t j = 0; j < k; ++j) {
       const arma::rowvec rj = R.submat(j, a, j, b - 1);
       const double nu = m.nu()[j];
@@ -98,9 +100,7 @@ arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::r
       const std::size_t o = pg + j * q, v = pg + q * k + j;
       arma::mat A(p, B, arma::fill::zeros);  // columns d a_ij
       if (pg > 0) {
-        arma::mat C(k, B, arma::fill::zeros);
-        C.row(j).ones();
-        A.rows(0, pg - 1) = m.gating().log_weights_vjp_obs(Xg, C);
+        A.rows(0, pg - 1) = gate_grad[j];
         // log pi_ij = -inf (a top-K gate's unselected expert) has r_ij = 0: no contribution.
         A.elem(arma::find_nonfinite(A)).zeros();
       }

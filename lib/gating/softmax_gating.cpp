@@ -93,6 +93,21 @@ arma::mat SoftmaxGating::log_weights_vjp_obs(const arma::mat& X, const arma::mat
   return out;
 }
 
+std::vector<arma::mat> SoftmaxGating::log_weight_gradients_obs(const arma::mat& X) const {
+  // d log pi_j / d beta_l = (1[j = l] - pi_l) (1, x): the weights evaluated once for all j.
+  const arma::mat P = exp_entries(log_weights(X));
+  std::vector<arma::mat> out(k_, arma::mat(n_params(), X.n_cols));
+  for (std::size_t j = 0; j < k_; ++j) {
+    for (std::size_t l = 0; l + 1 < k_; ++l) {
+      arma::rowvec D = -P.row(l);
+      if (l == j) D += 1.0;
+      out[j].row(l * (d_ + 1)) = D;
+      for (std::size_t u = 0; u < d_; ++u) out[j].row(l * (d_ + 1) + 1 + u) = D % X.row(u);
+    }
+  }
+  return out;
+}
+
 arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const {
   const std::size_t n = X.n_cols, q = d_ + 1;
   const arma::mat P = exp_entries(log_weights(X));

@@ -98,6 +98,16 @@ GateMStepResult Gating::m_step(const arma::mat& X, const arma::mat& R,
   return res;
 }
 
+std::vector<arma::mat> Gating::log_weight_gradients_obs(const arma::mat& X) const {
+  std::vector<arma::mat> out;
+  for (std::size_t j = 0; j < k_; ++j) {
+    arma::mat C(k_, X.n_cols, arma::fill::zeros);
+    C.row(j).ones();
+    out.push_back(log_weights_vjp_obs(X, C));
+  }
+  return out;
+}
+
 arma::mat Gating::log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const {
   const arma::vec theta = params();
   arma::mat out(theta.n_elem, X.n_cols, arma::fill::zeros);

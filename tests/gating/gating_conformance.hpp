@@ -12,6 +12,7 @@
 //   - parameters round-trip through the flat vector, through gate_json /
 //     set_gate_json / extra_json, and through a whole GaussianMoE to_json /
 //     from_json (also through the JSON text);
+//   - log_weight_gradients_obs equals log_weights_vjp_obs with indicator C's;
 //   - log_weights_vjp equals central finite differences of sum C log pi for a
 //     random C (zero where log pi = -inf), relative 1e-6;
 //   - m_step never lowers Q (with and without ridge) and q_after is Q at the result;
@@ -221,6 +222,34 @@ inline void gating_conformance(const std::string& spec_text, std::size_t k, std:
       const double fm = weighted_log_weights(*h, X, C);
       INFO("parameter " << g->param_names()[q]);
       CHECK(grad[q] == Approx((fp - fm) / (2 * step)).epsilon(1e-6));
+    }
+  }
+
+  SUBCASE("log_weight_gradients_obs matches central differences of log pi_j(x_i)") {
+    const auto G = g->log_weight_gradients_obs(X);
+    REQUIRE(G.size() == k);
+    for (const auto& Gj : G) {
+      REQUIRE(Gj.n_rows == p);
+      REQUIRE(Gj.n_cols == n);
+    }
+    const arma::mat L = g->log_weights(X);
+    auto h = g->clone();
+    for (std::size_t q = 0; q < p; ++q) {
+      const double step = 1e-5 * std::max(1.0, std::abs(theta[q]));
+      arma::vec tp = theta, tm = theta;
+      tp[q] += step;
+      tm[q] -= step;
+      h->set_params(tp);
+      const arma::mat Lp = h->log_weights(X);
+      h->set_params(tm);
+      const arma::mat D = (Lp - h->log_weights(X)) / (2 * step);
+      INFO("parameter " << g->param_names()[q]);
+      // Where pi_j = 0 (a top-K gate's unselected expert), or a selection changes within
+      // the step, there is no derivative to compare.
+      for (std::size_t j = 0; j < k; ++j)
+        for (std::size_t i = 0; i < n; ++i)
+          if (std::isfinite(L(j, i)) && std::isfinite(D(j, i)) && std::isfinite(Lp(j, i)))
+            CHECK(G[j](q, i) == Approx(D(j, i)).epsilon(1e-6).scale(1.0));
     }
   }
 

@@ -32,6 +32,7 @@ public:
   arma::mat log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const override;
   /// Hessian of sum_ij C_ij log pi_ij for C with column sums s (tests, Newton).
   arma::mat q_hessian(const arma::mat& X, const arma::mat& C) const override;
+  std::vector<arma::mat> log_weight_gradients_obs(const arma::mat& X) const override;
 
   std::size_t n_params() const override { return (k_ - 1) * (d_ + 1); }
   arma::vec params() const override;

@@ -92,6 +92,11 @@ public:
   /// C (k x n), analytic; empty (the default) where a family has none. Used by
   /// the analytic Hessian of the log-likelihood (estimators/inference.hpp).
   virtual arma::mat q_hessian(const arma::mat& /*X*/, const arma::mat& /*C*/) const { return {}; }
+  /// Per expert j, the n_params x n matrix of d log pi_j(x_i) / d theta (the
+  /// rows of log_weights_vjp_obs with C the indicator of row j). Default: k
+  /// calls of log_weights_vjp_obs; a family overrides it to evaluate its
+  /// weights once (softmax).
+  virtual std::vector<arma::mat> log_weight_gradients_obs(const arma::mat& X) const;
 
   virtual std::size_t n_params() const = 0;
   virtual arma::vec params() const = 0;
