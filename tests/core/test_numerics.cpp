@@ -48,6 +48,22 @@ double ulp_error(double got, long double exact) {
   const double spacing = std::nextafter(std::fabs(r), kInf) - std::fabs(r);
   return static_cast<double>(std::fabs(static_cast<long double>(got) - exact) / spacing);
 }
+
+/// A value's result does not depend on its position in the array (vector body or
+/// padded tail): arrays of 1 to 9 values a + b i against each value alone.
+void check_position_independent(void (*fn)(double*, std::size_t), double a, double b) {
+  for (std::size_t len = 1; len <= 9; ++len) {
+    std::vector<double> v(len);
+    for (std::size_t i = 0; i < len; ++i) v[i] = a + b * double(i);
+    std::vector<double> w = v;
+    fn(w.data(), len);
+    for (std::size_t i = 0; i < len; ++i) {
+      double one = v[i];
+      fn(&one, 1);
+      CHECK(w[i] == one);
+    }
+  }
+}
 }  // namespace
 
 TEST_CASE("exp_inplace and log_inplace: within 1 ulp of long double over the whole range; IEEE special values") {
@@ -85,18 +101,7 @@ TEST_CASE("exp_inplace and log_inplace: within 1 ulp of long double over the who
   CHECK(s[3] == 0.0);
   CHECK(std::isnan(s[4]));
   CHECK(s[5] == Approx(std::log(1e-310)).epsilon(1e-15));
-  // A value's result does not depend on its position (vector body or padded tail).
-  for (std::size_t len = 1; len <= 9; ++len) {
-    std::vector<double> v(len);
-    for (std::size_t i = 0; i < len; ++i) v[i] = -3.3 + 0.71 * double(i);
-    std::vector<double> w = v;
-    exp_inplace(w.data(), len);
-    for (std::size_t i = 0; i < len; ++i) {
-      double one = v[i];
-      exp_inplace(&one, 1);
-      CHECK(w[i] == one);
-    }
-  }
+  check_position_independent(exp_inplace, -3.3, 0.71);
 }
 
 TEST_CASE("log_sum_exp_block: hand values, non-finite columns, agreement with log_sum_exp") {
@@ -161,17 +166,7 @@ TEST_CASE("tanh_inplace: within 1 ulp of long double; special values; position-i
   CHECK(std::signbit(s[3]));
   CHECK(s[4] == 1.0);
   CHECK(std::isnan(s[5]));
-  for (std::size_t len = 1; len <= 9; ++len) {
-    std::vector<double> v(len);
-    for (std::size_t i = 0; i < len; ++i) v[i] = -2.3 + 0.61 * double(i);
-    std::vector<double> w = v;
-    tanh_inplace(w.data(), len);
-    for (std::size_t i = 0; i < len; ++i) {
-      double one = v[i];
-      tanh_inplace(&one, 1);
-      CHECK(w[i] == one);
-    }
-  }
+  check_position_independent(tanh_inplace, -2.3, 0.61);
 }
 
 TEST_CASE("activate_all agrees with the scalar activations, with and without aliasing") {

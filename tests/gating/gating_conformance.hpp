@@ -46,6 +46,19 @@ inline arma::mat random_design(std::size_t d, std::size_t n, moerate::Rng& rng, 
 }
 
 /// sum_ij C_ij log pi_ij with 0 * (-inf) = 0.
+/// Central-difference points for coordinate q: {theta - h e_q, theta + h e_q, h}, with
+/// h = 1e-5 max(1, |theta_q|).
+struct CentralPair {
+  arma::vec minus, plus;
+  double step;
+};
+inline CentralPair central_pair(const arma::vec& theta, std::size_t q) {
+  CentralPair c{theta, theta, 1e-5 * std::max(1.0, std::abs(theta[q]))};
+  c.minus[q] -= c.step;
+  c.plus[q] += c.step;
+  return c;
+}
+
 inline double weighted_log_weights(const moerate::Gating& g, const arma::mat& X, const arma::mat& C) {
   const arma::mat L = g.log_weights(X);
   double s = 0;
@@ -212,16 +225,13 @@ inline void gating_conformance(const std::string& spec_text, std::size_t k, std:
     REQUIRE(grad.n_elem == p);
     auto h = g->clone();
     for (std::size_t q = 0; q < p; ++q) {
-      const double step = 1e-5 * std::max(1.0, std::abs(theta[q]));
-      arma::vec tp = theta, tm = theta;
-      tp[q] += step;
-      tm[q] -= step;
-      h->set_params(tp);
+      const CentralPair c = central_pair(theta, q);
+      h->set_params(c.plus);
       const double fp = weighted_log_weights(*h, X, C);
-      h->set_params(tm);
+      h->set_params(c.minus);
       const double fm = weighted_log_weights(*h, X, C);
       INFO("parameter " << g->param_names()[q]);
-      CHECK(grad[q] == Approx((fp - fm) / (2 * step)).epsilon(1e-6));
+      CHECK(grad[q] == Approx((fp - fm) / (2 * c.step)).epsilon(1e-6));
     }
   }
 
@@ -235,14 +245,11 @@ inline void gating_conformance(const std::string& spec_text, std::size_t k, std:
     const arma::mat L = g->log_weights(X);
     auto h = g->clone();
     for (std::size_t q = 0; q < p; ++q) {
-      const double step = 1e-5 * std::max(1.0, std::abs(theta[q]));
-      arma::vec tp = theta, tm = theta;
-      tp[q] += step;
-      tm[q] -= step;
-      h->set_params(tp);
+      const CentralPair c = central_pair(theta, q);
+      h->set_params(c.plus);
       const arma::mat Lp = h->log_weights(X);
-      h->set_params(tm);
-      const arma::mat D = (Lp - h->log_weights(X)) / (2 * step);
+      h->set_params(c.minus);
+      const arma::mat D = (Lp - h->log_weights(X)) / (2 * c.step);
       INFO("parameter " << g->param_names()[q]);
       // Where pi_j = 0 (a top-K gate's unselected expert), or a selection changes within
       // the step, there is no derivative to compare.
