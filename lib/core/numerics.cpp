@@ -166,40 +166,50 @@ double activate_d2(Activation a, double z) {
 }
 
 void activate_all(Activation a, const double* z, std::size_t n, double* phi, double* d1, double* d2) {
-  switch (a) {
-    case Activation::tanh:
-      if (phi != z) std::copy(z, z + n, phi);
-      tanh_inplace(phi, n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double t = phi[i], g = 1 - t * t;
-        if (d1) d1[i] = g;
-        if (d2) d2[i] = -2 * t * g;
+  // Chunks of kChunk values with a buffer on the stack: no allocation per call,
+  // phi may be null (derivatives only) or alias z.
+  constexpr std::size_t kChunk = 256;
+  double buf[kChunk];
+  for (std::size_t a0 = 0; a0 < n; a0 += kChunk) {
+    const std::size_t m = std::min(kChunk, n - a0);
+    const double* zc = z + a0;
+    double* pc = phi ? phi + a0 : nullptr;
+    double* g1 = d1 ? d1 + a0 : nullptr;
+    double* g2 = d2 ? d2 + a0 : nullptr;
+    switch (a) {
+      case Activation::tanh: {
+        double* t = pc ? pc : buf;
+        if (t != zc) std::copy(zc, zc + m, t);
+        tanh_inplace(t, m);
+        for (std::size_t i = 0; i < m; ++i) {
+          const double g = 1 - t[i] * t[i];
+          if (g1) g1[i] = g;
+          if (g2) g2[i] = -2 * t[i] * g;
+        }
+        break;
       }
-      return;
-    case Activation::sigmoid:
-      // As the scalar sigmoid: with e = exp(-|z|), 1 / (1 + e) for z >= 0 and e / (1 + e) below.
-    {
-      std::vector<double> e(n);
-      for (std::size_t i = 0; i < n; ++i) e[i] = -std::abs(z[i]);
-      exp_inplace(e.data(), n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double e_i = e[i];
-        const double s = z[i] >= 0 ? 1.0 / (1.0 + e_i) : e_i / (1.0 + e_i);  // NaN: e_i / (1 + e_i) = NaN
-        phi[i] = s;
-        if (d1) d1[i] = s * (1 - s);
-        if (d2) d2[i] = s * (1 - s) * (1 - 2 * s);
-      }
-      return;
+      case Activation::sigmoid:
+        // As the scalar sigmoid: with e = exp(-|z|), 1 / (1 + e) for z >= 0 and e / (1 + e) below.
+        for (std::size_t i = 0; i < m; ++i) buf[i] = -std::abs(zc[i]);
+        exp_inplace(buf, m);
+        for (std::size_t i = 0; i < m; ++i) {
+          const double e_i = buf[i];
+          const double s = zc[i] >= 0 ? 1.0 / (1.0 + e_i) : e_i / (1.0 + e_i);  // NaN: e_i / (1 + e_i) = NaN
+          if (pc) pc[i] = s;
+          if (g1) g1[i] = s * (1 - s);
+          if (g2) g2[i] = s * (1 - s) * (1 - 2 * s);
+        }
+        break;
+      case Activation::gelu:
+      case Activation::relu:
+        for (std::size_t i = 0; i < m; ++i) {
+          const double v = zc[i];
+          if (g1) g1[i] = activate_d1(a, v);
+          if (g2) g2[i] = activate_d2(a, v);
+          if (pc) pc[i] = activate(a, v);
+        }
+        break;
     }
-    case Activation::gelu:
-    case Activation::relu:
-      for (std::size_t i = 0; i < n; ++i) {
-        const double v = z[i];
-        if (d1) d1[i] = activate_d1(a, v);
-        if (d2) d2[i] = activate_d2(a, v);
-        phi[i] = activate(a, v);
-      }
-      return;
   }
 }
 
@@ -209,13 +219,13 @@ arma::mat activate(Activation a, const arma::mat& z) {
   return out;
 }
 arma::mat activate_d1(Activation a, const arma::mat& z) {
-  arma::mat phi(arma::size(z)), out(arma::size(z));
-  activate_all(a, z.memptr(), z.n_elem, phi.memptr(), out.memptr());
+  arma::mat out(arma::size(z));
+  activate_all(a, z.memptr(), z.n_elem, nullptr, out.memptr());
   return out;
 }
 arma::mat activate_d2(Activation a, const arma::mat& z) {
-  arma::mat phi(arma::size(z)), out(arma::size(z));
-  activate_all(a, z.memptr(), z.n_elem, phi.memptr(), nullptr, out.memptr());
+  arma::mat out(arma::size(z));
+  activate_all(a, z.memptr(), z.n_elem, nullptr, nullptr, out.memptr());
   return out;
 }
 

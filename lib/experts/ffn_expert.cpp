@@ -87,8 +87,8 @@ arma::mat FfnExpert::hessian(const arma::mat& X, const arma::vec& eta) const {
     const std::size_t o = wo(m), oc = co(m);
     const arma::rowvec z = pre(X, eta, m);
     const double c = eta[oc];
-    arma::rowvec p0(n), p1(n), p2(n);
-    activate_all(act_, z.memptr(), n, p0.memptr(), p1.memptr(), p2.memptr());
+    arma::rowvec p1(n), p2(n);
+    activate_all(act_, z.memptr(), n, nullptr, p1.memptr(), p2.memptr());
     for (std::size_t s = 0; s < nv; ++s) {
       for (std::size_t t = 0; t < nv; ++t) H.row((o + s) * q + o + t) = c * p2 % V.row(s) % V.row(t);
       H.row((o + s) * q + oc) = p1 % V.row(s);

@@ -1,6 +1,7 @@
 #include "moerate/experts/linear_expert.hpp"
 
 #include "moerate/core/error.hpp"
+#include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 
 namespace moerate {
@@ -18,7 +19,7 @@ inline double affine_value(const double* eta, const double* x, std::size_t d) {
 }  // namespace
 
 arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
-  if (d_ > 16) {  // BLAS pays for its call only for long rows
+  if (d_ > kLoopAffineMaxD) {
     arma::rowvec h = eta.head(d_).t() * X;
     h += eta[d_];
     return h;

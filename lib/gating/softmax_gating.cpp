@@ -11,9 +11,6 @@ namespace moerate {
 
 namespace {
 
-/// Largest d for which the gate scores are computed by a plain loop: a k x d
-/// by d x B product is too small for BLAS to pay for its call and copies.
-constexpr std::size_t kLoopScoresMaxD = 16;
 /// Largest number of free gate parameters whose gradient and Hessian are
 /// accumulated by a plain loop over observations (above it, by BLAS products
 /// over blocks: (k-1)(d+1) squared multiply-adds per observation).
@@ -45,7 +42,7 @@ void gate_scores(const arma::vec& beta0, const arma::mat& beta1, const arma::mat
     case 1: return gate_scores_d<1>(beta0, beta1, X, a, b, S);
     case 2: return gate_scores_d<2>(beta0, beta1, X, a, b, S);
     default:
-      if (X.n_rows <= kLoopScoresMaxD) return gate_scores_d<0>(beta0, beta1, X, a, b, S);
+      if (X.n_rows <= kLoopAffineMaxD) return gate_scores_d<0>(beta0, beta1, X, a, b, S);
       S = beta1.t() * X.cols(a, b - 1);
       S.each_col() += beta0;
   }
@@ -81,15 +78,21 @@ arma::vec SoftmaxGating::log_weights_vjp(const arma::mat& X, const arma::mat& C)
   return g;
 }
 
+/// Fills the d + 1 rows of gate l's parameters in `out` (from row l (d + 1)) with
+/// D (1, x): the per-observation gradient rows of a softmax gate whose log-weight
+/// derivative along the score of gate l is D.
+static void fill_gate_rows(arma::mat& out, std::size_t l, const arma::rowvec& D, const arma::mat& X) {
+  const std::size_t q = X.n_rows + 1;
+  out.row(l * q) = D;
+  for (std::size_t u = 0; u + 1 < q; ++u) out.row(l * q + 1 + u) = D % X.row(u);
+}
+
 arma::mat SoftmaxGating::log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const {
   const arma::mat P = exp_entries(log_weights(X));
   const arma::rowvec s = arma::sum(C, 0);
   const arma::mat D = C - P.each_row() % s;  // k x n
   arma::mat out(n_params(), X.n_cols);
-  for (std::size_t j = 0; j + 1 < k_; ++j) {
-    out.row(j * (d_ + 1)) = D.row(j);
-    for (std::size_t u = 0; u < d_; ++u) out.row(j * (d_ + 1) + 1 + u) = D.row(j) % X.row(u);
-  }
+  for (std::size_t j = 0; j + 1 < k_; ++j) fill_gate_rows(out, j, D.row(j), X);
   return out;
 }
 
@@ -101,8 +104,7 @@ std::vector<arma::mat> SoftmaxGating::log_weight_gradients_obs(const arma::mat& 
     for (std::size_t l = 0; l + 1 < k_; ++l) {
       arma::rowvec D = -P.row(l);
       if (l == j) D += 1.0;
-      out[j].row(l * (d_ + 1)) = D;
-      for (std::size_t u = 0; u < d_; ++u) out[j].row(l * (d_ + 1) + 1 + u) = D % X.row(u);
+      fill_gate_rows(out[j], l, D, X);
     }
   }
   return out;

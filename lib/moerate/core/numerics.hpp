@@ -23,6 +23,11 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+/// Largest covariate dimension d for which per-observation affine forms
+/// (b + a^T x: gate scores, linear expert means) are plain loops over the
+/// observations; above it a BLAS product over the block pays for its call.
+inline constexpr std::size_t kLoopAffineMaxD = 16;
+
 /// exp and log of n contiguous doubles in place, vectorised (SLEEF, at most
 /// 1.0 ulp from the exact value; core/vmath.cpp). IEEE special values as
 /// std::exp and std::log: exp(-inf) = 0, log(0) = -inf, NaN stays NaN.
@@ -70,7 +75,8 @@ std::string activation_name(Activation a);
 /// phi(z), phi'(z), phi''(z), element-wise. relu: derivative 1{z>0}, second 0.
 /// phi of the n values z into phi and, when d1 (d2) is not null, phi' (phi'')
 /// into d1 (d2). tanh and sigmoid take one vectorised tanh or exp per value
-/// (at most about 1 ulp from the scalar forms below); phi may alias z.
+/// (at most about 1 ulp from the scalar forms below); phi may alias z, or be null
+/// when only derivatives are wanted.
 void activate_all(Activation a, const double* z, std::size_t n, double* phi, double* d1 = nullptr,
                   double* d2 = nullptr);
 arma::mat activate(Activation a, const arma::mat& z);
