@@ -230,9 +230,12 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     const GaussianMoE previous = model;
     const bool squarem = opt.accelerate != Acceleration::none && res.iterations + 3 <= opt.max_iter;
     // One EM step from the model at `from`; false (model restored to the last
-    // finite parameters) when the log-likelihood becomes non-finite.
-    auto step = [&](const EmState& from, EmState& to) {
+    // finite parameters) when the log-likelihood becomes non-finite. from.R is
+    // released once the M-step has read it (memory: one k x n responsibility
+    // matrix at a time, besides the gate's weights inside the M-step).
+    auto step = [&](EmState& from, EmState& to) {
       em_step(model, xg.mat(), xe.mat(), y, from, opt, box, nu_lo, nu_hi);
+      from.R.reset();
       res.iterations++;
       to = evaluate(model, X, y);
       if (std::isfinite(to.ll)) return true;
@@ -249,10 +252,8 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       const arma::vec theta0 = model.flat_params();
       EmState s1, s2;
       if (!step(s, s1)) break;
-      s.R.reset();  // memory: at most two k x n responsibility matrices at a time
       const arma::vec theta1 = model.flat_params();
       if (!step(s1, s2)) break;
-      s1.R.reset();
       const arma::vec theta2 = model.flat_params();
       const arma::vec r = theta1 - theta0, v = theta2 - 2 * theta1 + theta0;
       const double nr = arma::norm(r), nv = arma::norm(v);
@@ -262,6 +263,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
         const arma::vec theta_x = box.clamp(theta0 + 2 * a * r + a * a * v);
         GaussianMoE cand = model;
         bool kept = false;
+        s.R.reset();  // recomputed below if the extrapolation is not kept
         try {
           cand.set_flat_params(theta_x);
           EmState sx = evaluate(cand, X, y);
@@ -279,6 +281,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
         } catch (const InvalidArgument&) {
           // An extrapolated point outside a family's domain: keep theta2.
         }
+        if (!kept) s = evaluate(model, X, y);  // theta2's state again: the same numbers
         if (kept) {
           res.extrapolations_kept++;
           if (a >= step_max) step_max *= kStepFactor;
