@@ -309,14 +309,15 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       crawling = true;
     }
     if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
+      s.R.reset();  // memory: the polish evaluates its own; s is re-evaluated below either way
       const PolishResult pr = newton_polish(model, X, y, box, s.ll);
       res.newton_calls++;
       res.newton_steps += pr.steps;
       polish_productive = pr.steps > 0;
       if (!polish_productive) polish_interval *= 2;
       next_polish = res.iterations + polish_interval;
+      s = evaluate(model, X, y);  // without steps the model is unchanged: the same numbers
       if (pr.steps > 0) {
-        s = evaluate(model, X, y);
         res.log_likelihood = s.ll;
         if (opt.keep_trace) res.trace.push_back(s.ll);
         continue;  // EM's stopping rule decides, after one more cycle

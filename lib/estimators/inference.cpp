@@ -14,6 +14,7 @@
 #endif
 
 #include "moerate/core/error.hpp"
+#include "moerate/estimators/certificate.hpp"
 #include "moerate/estimators/fit.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
@@ -35,40 +36,20 @@ void check_gaussian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec
 
 arma::mat score_obs(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   check_gaussian(m, X, y, "score_obs");
-  const std::size_t n = X.n_cols, k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
-  const arma::mat R = m.responsibilities(X, y);
-  const arma::mat H = m.expert_means(X);
-  arma::mat S(pg + q * k + k, n);
-  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
-  if (pg > 0)
-    for (std::size_t i = 0; i < n; ++i) S.col(i).head(pg) = m.gating().log_weights_vjp(xg.mat().col(i), R.col(i));
-  for (std::size_t j = 0; j < k; ++j) {
-    const double nu = m.nu()[j];
-    const arma::rowvec r = y - H.row(j);
-    const arma::mat J = m.experts().jacobian(xe.mat(), m.eta().col(j));  // q x n
-    const arma::rowvec w = R.row(j) % r / nu;
-    S.rows(pg + j * q, pg + j * q + q - 1) = J.each_row() % w;
-    S.row(pg + q * k + j) = R.row(j) % (0.5 * (r % r / nu - 1.0));
-  }
-  return S;
+  return observation_scores(m, X, y, m.responsibilities(X, y));
 }
 
 arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   check_gaussian(m, X, y, "score");
-  const std::size_t k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
-  const arma::mat R = m.responsibilities(X, y);
-  const arma::mat H = m.expert_means(X);
-  arma::vec g(pg + q * k + k);
-  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
-  if (pg > 0) g.head(pg) = m.gating().log_weights_vjp(xg.mat(), R);
-  for (std::size_t j = 0; j < k; ++j) {
-    const double nu = m.nu()[j];
-    const arma::rowvec r = y - H.row(j);
-    const arma::mat J = m.experts().jacobian(xe.mat(), m.eta().col(j));
-    g.subvec(pg + j * q, pg + j * q + q - 1) = J * (R.row(j) % r / nu).t();
-    g[pg + q * k + j] = arma::accu(R.row(j) % (0.5 * (r % r / nu - 1.0)));
-  }
-  return g;
+  const std::size_t p = m.gating().n_params() + (m.experts().n_params() + 1) * m.n_experts();
+  // Over blocks of observations (memory: no n-long temporaries; the same sum
+  // for every thread count).
+  return reduce_blocks<arma::vec>(X.n_cols, arma::vec(p, arma::fill::zeros),
+                                  [&](arma::vec& acc, std::size_t a, std::size_t b) {
+    const arma::mat Xb = X.cols(a, b - 1);
+    const arma::rowvec yb = y.cols(a, b - 1);
+    acc += arma::sum(observation_scores(m, Xb, yb, m.responsibilities(Xb, yb)), 1);
+  });
 }
 
 arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {

@@ -110,26 +110,6 @@ std::vector<arma::mat> SoftmaxGating::log_weight_gradients_obs(const arma::mat& 
   return out;
 }
 
-arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const {
-  const std::size_t n = X.n_cols, q = d_ + 1;
-  const arma::mat P = exp_entries(log_weights(X));
-  const arma::rowvec s = arma::sum(C, 0);
-  arma::mat V(q, n);
-  V.row(0).ones();
-  V.rows(1, d_) = X;
-  arma::mat H(n_params(), n_params(), arma::fill::zeros);
-  for (std::size_t j = 0; j + 1 < k_; ++j) {
-    for (std::size_t l = j; l + 1 < k_; ++l) {
-      arma::rowvec w = s % P.row(j) % ((j == l ? 1.0 : 0.0) - P.row(l));
-      arma::mat Vw = V.each_row() % w;
-      arma::mat B = -Vw * V.t();
-      H.submat(j * q, l * q, j * q + q - 1, l * q + q - 1) = B;
-      if (l != j) H.submat(l * q, j * q, l * q + q - 1, j * q + q - 1) = B.t();
-    }
-  }
-  return H;
-}
-
 arma::vec SoftmaxGating::params() const {
   arma::vec t(n_params());
   for (std::size_t j = 0; j + 1 < k_; ++j) {
@@ -273,7 +253,54 @@ void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::ma
   }
 }
 
+/// The gradient and negative Hessian of Q over the columns a..b-1 into acc
+/// (H: upper triangle), v_i = (1, x_i), the free experts j < k:
+///   gradient      sum_i (R_ij - s_i pi_ij) v_i
+///   -Hessian      sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T
+///               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
+/// with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
+/// Plain loops for few parameters, BLAS products over the block above.
+void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
+                                std::size_t a, std::size_t b, GateDerivatives& acc) {
+  const std::size_t k = R.n_rows, qd = X.n_rows + 1, d = X.n_rows, p = (k - 1) * qd;
+  if (p <= kLoopDerivativesMaxP) {
+    add_gate_derivatives(X, R, P, s, a, b, acc.g.memptr(), acc.H.memptr());
+    return;
+  }
+  const std::size_t B = b - a;
+  const arma::mat Pb = P.cols(a, b - 1);  // k x B
+  const arma::rowvec sb = s.cols(a, b - 1);
+  arma::mat V(qd, B);
+  V.row(0).ones();
+  V.rows(1, d) = X.cols(a, b - 1);
+  arma::mat D = R.submat(0, a, k - 2, b - 1);
+  D -= Pb.rows(0, k - 2).eval().each_row() % sb;
+  acc.g += arma::vectorise(V * D.t());  // column j = expert j's (beta0, beta1)
+  const arma::rowvec rs = arma::sqrt(sb);
+  arma::mat Z(p, B);
+  for (std::size_t j = 0; j + 1 < k; ++j) {
+    Z.rows(j * qd, j * qd + qd - 1) = V.each_row() % (rs % Pb.row(j));
+    acc.H.submat(j * qd, j * qd, j * qd + qd - 1, j * qd + qd - 1) += (V.each_row() % (sb % Pb.row(j))) * V.t();
+  }
+  acc.H -= Z * Z.t();
+}
+
 }  // namespace
+
+arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const {
+  // The M-step's blocked derivative pass (its gradient is a by-product): no
+  // n-long temporaries beyond the weights.
+  const std::size_t p = n_params();
+  if (p == 0) return arma::mat(0, 0);
+  const arma::mat P = exp_entries(log_weights(X));
+  const arma::rowvec s = arma::sum(C, 0);
+  const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
+  const GateDerivatives der = reduce_blocks<GateDerivatives>(
+      X.n_cols, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
+        add_gate_derivatives_block(X, C, P, s, a, b, acc);
+      });
+  return -arma::symmatu(der.H);
+}
 
 GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
                                       const GateMStepOptions& opt) {
@@ -324,35 +351,12 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       const arma::vec z = arma::solve(arma::trimatl(C_prev), gr);
       if (0.5 * arma::dot(z, z) <= opt.newton_tol) break;
     }
-    // One pass over blocks of observations, v_i = (1, x_i):
-    //   gradient      sum_i (R_ij - s_i pi_ij) v_i                   (experts j < k)
-    //   -Hessian      sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T
-    //               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
-    // with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
+    // One pass over blocks of observations (add_gate_derivatives_block).
     const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
-    GateDerivatives der = reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a,
-                                                                      std::size_t b) {
-      if (p <= kLoopDerivativesMaxP) {
-        add_gate_derivatives(X, R, P, s, a, b, acc.g.memptr(), acc.H.memptr());
-        return;
-      }
-      const std::size_t B = b - a;
-      const arma::mat Pb = P.cols(a, b - 1);  // k x B
-      const arma::rowvec sb = s.cols(a, b - 1);
-      arma::mat V(qd, B);
-      V.row(0).ones();
-      V.rows(1, d_) = X.cols(a, b - 1);
-      arma::mat D = R.submat(0, a, k_ - 2, b - 1);
-      D -= Pb.rows(0, k_ - 2).eval().each_row() % sb;
-      acc.g += arma::vectorise(V * D.t());  // column j = expert j's (beta0, beta1)
-      const arma::rowvec rs = arma::sqrt(sb);
-      arma::mat Z(p, B);
-      for (std::size_t j = 0; j + 1 < k_; ++j) {
-        Z.rows(j * qd, j * qd + qd - 1) = V.each_row() % (rs % Pb.row(j));
-        acc.H.submat(j * qd, j * qd, j * qd + qd - 1, j * qd + qd - 1) += (V.each_row() % (sb % Pb.row(j))) * V.t();
-      }
-      acc.H -= Z * Z.t();
-    });
+    GateDerivatives der = reduce_blocks<GateDerivatives>(
+        n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
+          add_gate_derivatives_block(X, R, P, s, a, b, acc);
+        });
     arma::vec g = std::move(der.g);
     arma::mat Hn = arma::symmatu(der.H);
     if (opt.ridge > 0) {

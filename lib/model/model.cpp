@@ -111,16 +111,17 @@ arma::mat GaussianMoE::expert_means(const arma::mat& X) const {
 
 arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) const {
   arma::mat L = log_weights(X);
-  const arma::mat H = expert_means(X);
-  if (kind_ == ModelKind::bernoulli) {
-    for (std::size_t j = 0; j < n_experts(); ++j) L.row(j) += bernoulli_log_pmf(y, H.row(j));
-    return L;
-  }
+  const Covariates::Rows xe = expert_x(X);
   const std::size_t k = n_experts(), n = X.n_cols;
-  for (std::size_t j = 0; j < k; ++j) {
+  for (std::size_t j = 0; j < k; ++j) {  // one expert's means at a time (memory: n, not k x n)
+    const arma::rowvec h = experts_->mean(xe.mat(), eta_.col(j));
+    if (kind_ == ModelKind::bernoulli) {
+      L.row(j) += bernoulli_log_pmf(y, h);
+      continue;
+    }
     const double c = -0.5 * (kLog2Pi + std::log(nu_[j])), nu = nu_[j];
     for (std::size_t i = 0; i < n; ++i) {
-      const double r = y[i] - H(j, i);
+      const double r = y[i] - h[i];
       L(j, i) += c - 0.5 * (r * r) / nu;
     }
   }

@@ -32,8 +32,14 @@ std::string write_temp(const std::string& name, const std::string& text) {
 }  // namespace
 
 TEST_CASE("softmax gate: gradient and Hessian against finite differences (seed 11)") {
+  // p = (k-1)(d+1) = 6 takes the plain-loop pass, p = 27 the BLAS products.
+  std::size_t k = 3, d = 2;
+  SUBCASE("k = 3, d = 2") {}
+  SUBCASE("k = 4, d = 8") { k = 4, d = 8; }
+  CAPTURE(k);
+  CAPTURE(d);
   Rng rng(11);
-  const std::size_t k = 3, d = 2, n = 50;
+  const std::size_t n = 50;
   SoftmaxGating g(k, d);
   g.set_params(rng.normal_vec(g.n_params()));
   arma::mat X(d, n);
