@@ -54,37 +54,38 @@ void EMOptions::validate() const {
 
 namespace {
 
-/// Responsibilities, per-observation log-likelihoods and their sum at a model.
+/// Responsibilities and the log-likelihood at a model.
 struct EmState {
   arma::mat R;  // k x n posterior probabilities of the experts
-  arma::rowvec ll_obs;
   double ll = -arma::datum::inf;
 };
 
 /// One pass over blocks of observations (in parallel, the same numbers for
 /// every thread count): log joint densities, their log-sum-exp and the
-/// responsibilities from the same exponentials. Only R (k x n) is stored.
+/// responsibilities from the same exponentials. Only R (k x n) is stored; the
+/// log-likelihood is summed per block, the blocks in order.
 EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   EmState s;
   const std::size_t k = m.n_experts(), n = X.n_cols;
   s.R.set_size(k, n);
-  s.ll_obs.set_size(n);
-  for_blocks(n, [&](std::size_t a, std::size_t b) {
+  s.ll = reduce_blocks<double>(n, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
     const std::size_t B = b - a;
     const arma::mat L = m.log_joint(X.cols(a, b - 1), y.cols(a, b - 1));
-    arma::vec sum(B, arma::fill::none);
-    // exp(L - max) straight into R's columns, the log-sum-exp into ll_obs.
-    log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), s.ll_obs.colptr(a));
+    arma::vec sum(B, arma::fill::none), ll(B, arma::fill::none);
+    // exp(L - max) straight into R's columns, the log-sum-exp into ll.
+    log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), ll.memptr());
+    double block_sum = 0;
     for (std::size_t i = 0; i < B; ++i) {
+      block_sum += ll[i];
       double* r = s.R.colptr(a + i);
-      if (!std::isfinite(s.ll_obs[a + i])) {  // no expert can explain y_i (l = -inf), or NaN
+      if (!std::isfinite(ll[i])) {  // no expert can explain y_i (l = -inf), or NaN
         for (std::size_t j = 0; j < k; ++j) r[j] = arma::datum::nan;
         continue;
       }
       for (std::size_t j = 0; j < k; ++j) r[j] /= sum[i];
     }
+    acc += block_sum;
   });
-  s.ll = arma::accu(s.ll_obs);
   return s;
 }
 
