@@ -30,15 +30,13 @@ arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const
   return S;
 }
 
-double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
-                       const Box& box) {
-  if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
-  const std::size_t n = X.n_cols, block = 4096;
+namespace {
+
+/// The score and its outer-product information, summed over observations.
+struct ScoreMoments {
   arma::vec g;
   arma::mat J;
-  for (std::size_t a = 0; a < n; a += block) {
-    const std::size_t b = std::min(n, a + block) - 1;
-    const arma::mat S = observation_scores(model, X.cols(a, b), y.cols(a, b), R.cols(a, b));
+  void add(const arma::mat& S) {  // S: p x B per-observation scores
     if (g.is_empty()) {
       g.zeros(S.n_rows);
       J.zeros(S.n_rows, S.n_rows);
@@ -46,6 +44,14 @@ double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma:
     g += arma::sum(S, 1);
     J += S * S.t();
   }
+};
+
+constexpr std::size_t kScoreBlock = 4096;
+
+/// sqrt(g_F^T J_FF^-1 g_F) over the free coordinates F (see the header).
+double score_norm(const ScoreMoments& sm, const GaussianMoE& model, const Box& box) {
+  const arma::vec& g = sm.g;
+  const arma::mat& J = sm.J;
   if (g.is_empty() || !g.is_finite() || !J.is_finite()) return arma::datum::nan;
   // Free coordinates: not on a bound with the score pointing out of the box,
   // and not identically without information (an empty component).
@@ -73,9 +79,30 @@ double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma:
   return std::sqrt(arma::dot(z, z));
 }
 
+}  // namespace
+
+double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                       const Box& box) {
+  if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
+  ScoreMoments sm;
+  for (std::size_t a = 0; a < X.n_cols; a += kScoreBlock) {
+    const std::size_t b = std::min<std::size_t>(X.n_cols, a + kScoreBlock) - 1;
+    sm.add(observation_scores(model, X.cols(a, b), y.cols(a, b), R.cols(a, b)));
+  }
+  return score_norm(sm, model, box);
+}
+
 double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const Box& box) {
   if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
-  return score_statistic(model, X, y, model.responsibilities(X, y), box);
+  // The responsibilities block by block (memory: no k x n matrix).
+  ScoreMoments sm;
+  for (std::size_t a = 0; a < X.n_cols; a += kScoreBlock) {
+    const std::size_t b = std::min<std::size_t>(X.n_cols, a + kScoreBlock) - 1;
+    const arma::mat Xb = X.cols(a, b);
+    const arma::rowvec yb = y.cols(a, b);
+    sm.add(observation_scores(model, Xb, yb, model.responsibilities(Xb, yb)));
+  }
+  return score_norm(sm, model, box);
 }
 
 namespace {
@@ -109,13 +136,24 @@ FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma:
   const auto names = model.flat_names();
   double ll = 0;
   if (gaussian) {
-    arma::mat R = model.log_joint(X, y);
-    const arma::rowvec ll_obs = log_sum_exp_cols(R);
-    ll = arma::accu(ll_obs);
-    R.each_row() -= ll_obs;
-    exp_inplace(R.memptr(), R.n_elem);
-    c.score_norm = score_statistic(model, X, y, R, opt.box);
-    c.atom_mass = arma::sum(R, 1) / double(std::max<std::size_t>(n, 1));
+    // Block by block (memory: no k x n matrix): the score moments, the
+    // log-likelihood and the responsibility mass of each atom.
+    ScoreMoments sm;
+    c.atom_mass.zeros(k);
+    for (std::size_t a = 0; a < n; a += kScoreBlock) {
+      const std::size_t b = std::min(n, a + kScoreBlock) - 1;
+      const arma::mat Xb = X.cols(a, b);
+      const arma::rowvec yb = y.cols(a, b);
+      arma::mat R = model.log_joint(Xb, yb);
+      const arma::rowvec ll_obs = log_sum_exp_cols(R);
+      ll += arma::accu(ll_obs);
+      R.each_row() -= ll_obs;
+      exp_inplace(R.memptr(), R.n_elem);
+      sm.add(observation_scores(model, Xb, yb, R));
+      c.atom_mass += arma::sum(R, 1);
+    }
+    c.score_norm = score_norm(sm, model, opt.box);
+    c.atom_mass /= double(std::max<std::size_t>(n, 1));
   } else {
     c.atom_mass = arma::mean(exp_entries(model.log_weights(X)), 1);
   }

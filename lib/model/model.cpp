@@ -11,6 +11,7 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/core/parallel.hpp"
 #include "moerate/model/response.hpp"
 
 namespace moerate {
@@ -128,12 +129,36 @@ arma::mat GaussianMoE::log_joint(const arma::mat& X, const arma::rowvec& y) cons
   return L;
 }
 
+namespace {
+
+/// A per-observation row computed over blocks of observations (memory: the
+/// k x n temporaries of one block, not of all n; the same values).
+template <class F>
+arma::rowvec by_blocks(std::size_t n, F&& f) {
+  arma::rowvec out(n, arma::fill::none);
+  for_blocks(n, [&](std::size_t a, std::size_t b) { out.cols(a, b - 1) = f(a, b); });
+  return out;
+}
+
+}  // namespace
+
 arma::rowvec GaussianMoE::log_likelihood_obs(const arma::mat& X, const arma::rowvec& y) const {
+  if (X.n_cols > kObsBlock)
+    return by_blocks(X.n_cols, [&](std::size_t a, std::size_t b) {
+      return log_likelihood_obs(X.cols(a, b - 1), y.cols(a, b - 1));
+    });
   return log_sum_exp_cols(log_joint(X, y));
 }
 
 double GaussianMoE::log_likelihood(const arma::mat& X, const arma::rowvec& y) const {
-  return arma::accu(log_likelihood_obs(X, y));
+  // Summed per block, the blocks in order: the same number for every thread
+  // count, and the same as EM's own evaluation.
+  return reduce_blocks<double>(X.n_cols, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
+    const arma::rowvec l = log_sum_exp_cols(log_joint(X.cols(a, b - 1), y.cols(a, b - 1)));
+    double block_sum = 0;
+    for (std::size_t i = 0; i < l.n_elem; ++i) block_sum += l[i];
+    acc += block_sum;
+  });
 }
 
 arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& y) const {
@@ -143,6 +168,8 @@ arma::mat GaussianMoE::responsibilities(const arma::mat& X, const arma::rowvec& 
 }
 
 arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
+  if (X.n_cols > kObsBlock)
+    return by_blocks(X.n_cols, [&](std::size_t a, std::size_t b) { return regression_function(X.cols(a, b - 1)); });
   const arma::mat P = exp_entries(log_weights(X));
   if (kind_ == ModelKind::bernoulli) {
     arma::mat S = expert_means(X);
@@ -154,6 +181,8 @@ arma::rowvec GaussianMoE::regression_function(const arma::mat& X) const {
 
 arma::rowvec GaussianMoE::predictive_variance(const arma::mat& X) const {
   if (kind_ == ModelKind::regression) return arma::rowvec(X.n_cols, arma::fill::value(noise_variance_));
+  if (X.n_cols > kObsBlock)
+    return by_blocks(X.n_cols, [&](std::size_t a, std::size_t b) { return predictive_variance(X.cols(a, b - 1)); });
   if (kind_ == ModelKind::bernoulli) {
     const arma::rowvec p = regression_function(X);
     return p % (1 - p);
