@@ -63,10 +63,13 @@ struct EmState {
 /// One pass over blocks of observations (in parallel, the same numbers for
 /// every thread count): log joint densities, their log-sum-exp and the
 /// responsibilities from the same exponentials. Only R (k x n) is stored; the
-/// log-likelihood is summed per block, the blocks in order.
-EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+/// log-likelihood is summed per block, the blocks in order. R is written into
+/// `buffer` (a released state's R: EM recycles one k x n matrix instead of
+/// freeing and allocating one per evaluation, which fragments the heap).
+EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, arma::mat buffer = {}) {
   EmState s;
   const std::size_t k = m.n_experts(), n = X.n_cols;
+  s.R = std::move(buffer);
   s.R.set_size(k, n);
   s.ll = reduce_blocks<double>(n, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
     const std::size_t B = b - a;
@@ -236,9 +239,8 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     // matrix at a time, besides the gate's weights inside the M-step).
     auto step = [&](EmState& from, EmState& to) {
       em_step(model, xg.mat(), xe.mat(), y, from, opt, box, nu_lo, nu_hi);
-      from.R.reset();
       res.iterations++;
-      to = evaluate(model, X, y);
+      to = evaluate(model, X, y, std::move(from.R));
       if (std::isfinite(to.ll)) return true;
       model = previous;
       res.stop_reason = StopReason::non_finite;
@@ -264,25 +266,28 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
         const arma::vec theta_x = box.clamp(theta0 + 2 * a * r + a * a * v);
         GaussianMoE cand = model;
         bool kept = false;
-        s.R.reset();  // recomputed below if the extrapolation is not kept
+        arma::mat spare = std::move(s.R);  // s.R is recomputed below if the extrapolation is not kept
         try {
           cand.set_flat_params(theta_x);
-          EmState sx = evaluate(cand, X, y);
+          EmState sx = evaluate(cand, X, y, std::move(spare));
           if (std::isfinite(sx.ll)) {
             em_step(cand, xg.mat(), xe.mat(), y, sx, opt, box, nu_lo, nu_hi);
-            sx.R.reset();
             res.iterations++;
-            EmState sxx = evaluate(cand, X, y);
+            EmState sxx = evaluate(cand, X, y, std::move(sx.R));
             if (std::isfinite(sxx.ll) && sxx.ll >= s.ll) {
               model = std::move(cand);
               s = std::move(sxx);
               kept = true;
+            } else {
+              spare = std::move(sxx.R);
             }
+          } else {
+            spare = std::move(sx.R);
           }
         } catch (const InvalidArgument&) {
           // An extrapolated point outside a family's domain: keep theta2.
         }
-        if (!kept) s = evaluate(model, X, y);  // theta2's state again: the same numbers
+        if (!kept) s = evaluate(model, X, y, std::move(spare));  // theta2's state again: the same numbers
         if (kept) {
           res.extrapolations_kept++;
           if (a >= step_max) step_max *= kStepFactor;
@@ -310,7 +315,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
       crawling = true;
     }
     if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
-      s.R.reset();  // memory: the polish evaluates its own; s is re-evaluated below either way
+      s.R.reset();  // memory: the polish evaluates its own R; s is re-evaluated below
       const PolishResult pr = newton_polish(model, X, y, box, s.ll);
       res.newton_calls++;
       res.newton_steps += pr.steps;
