@@ -30,9 +30,14 @@ void add_dendrogram_command(CLI::App&);
 
 int main(int argc, char** argv) {
   moerate::prefer_passive_openmp(argv);  // idle threads sleep (may re-execute once)
-  // Large temporaries (k x n matrices) are reused instead of being mapped and
-  // zero-filled by the kernel at every EM iteration (measured: ~20% of EM time).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
+  // Blocks of 16 MiB and more are mapped (and returned when freed), smaller
+  // ones come from the heap and are reused. At 32 MiB (the largest value glibc
+  // accepts) the k x n matrices of a fit at n = 1e6, k = 4 (30.5 MiB) came from
+  // the heap and fragmented it: peak resident size 240 MB against 172 MB now
+  // (the data: 72 MB), at the same CPU time within 1% (docs/performance.md
+  // round 7). EM recycles its responsibility matrix, so few such blocks are
+  // mapped and zero-filled per iteration.
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{"moerate: estimate mixtures of experts and measure how fast the estimates converge"};
   app.name("moerate");
