@@ -32,10 +32,12 @@ std::string write_temp(const std::string& name, const std::string& text) {
 }  // namespace
 
 TEST_CASE("softmax gate: gradient and Hessian against finite differences (seed 11)") {
-  // p = (k-1)(d+1) = 6 takes the plain-loop pass, p = 27 the BLAS products.
+  // p = (k-1)(d+1) = 6 and 27 take the plain-loop pass (unrolled and general),
+  // p = 82 the BLAS products (above kLoopDerivativesMaxP = 48).
   std::size_t k = 3, d = 2;
   SUBCASE("k = 3, d = 2") {}
   SUBCASE("k = 4, d = 8") { k = 4, d = 8; }
+  SUBCASE("k = 3, d = 40") { k = 3, d = 40; }
   CAPTURE(k);
   CAPTURE(d);
   Rng rng(11);
