@@ -209,8 +209,8 @@ struct GateDerivatives {
 /// unrolled: for d = 1 they have two or three trips, and a general loop's
 /// set-up costs more than its work), 0 otherwise.
 template <std::size_t QD>
-[[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
-                             std::size_t a, std::size_t b, double* g, double* H) {
+[[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const arma::mat& P,
+                                                          std::size_t a, std::size_t b, double* g, double* H) {
   constexpr std::size_t kMax = kLoopDerivativesMaxP;
   const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, d = qd - 1, kf = R.n_rows - 1, p = kf * qd;
   const std::size_t nm = qd * (qd + 1) / 2;
@@ -220,7 +220,7 @@ template <std::size_t QD>
     const double* x = X.colptr(i);
     const double* pr = P.colptr(i);
     const double* r = R.colptr(i);
-    const double si = s[i];
+    const double si = arma::arrayops::accumulate(r, kf + 1);  // s_i = sum_j R_ij, as arma::sum(R, 0)
     for (std::size_t u = 0; u < d; ++u) v[u + 1] = x[u];
     for (std::size_t w = 0, t = 0; w < qd; ++w)
       for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v[u] * v[w];
@@ -249,14 +249,14 @@ template <std::size_t QD>
 
 #define MOERATE_GATE_DERIVATIVES_BODY                                 \
   switch (X.n_rows) {                                                 \
-    case 1: return add_gate_derivatives_qd<2>(X, R, P, s, a, b, g, H); \
-    case 2: return add_gate_derivatives_qd<3>(X, R, P, s, a, b, g, H); \
-    case 3: return add_gate_derivatives_qd<4>(X, R, P, s, a, b, g, H); \
-    default: return add_gate_derivatives_qd<0>(X, R, P, s, a, b, g, H); \
+    case 1: return add_gate_derivatives_qd<2>(X, R, P, a, b, g, H); \
+    case 2: return add_gate_derivatives_qd<3>(X, R, P, a, b, g, H); \
+    case 3: return add_gate_derivatives_qd<4>(X, R, P, a, b, g, H); \
+    default: return add_gate_derivatives_qd<0>(X, R, P, a, b, g, H); \
   }
 
-void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
-                               std::size_t a, std::size_t b, double* g, double* H) {
+void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a,
+                               std::size_t b, double* g, double* H) {
   MOERATE_GATE_DERIVATIVES_BODY
 }
 
@@ -265,20 +265,20 @@ void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const arm
 /// accumulation is element-wise, without FMA contraction in ISO C++ mode, so
 /// the sums are the same as the SSE2 build's).
 __attribute__((target("avx2"))) void add_gate_derivatives_avx2(const arma::mat& X, const arma::mat& R,
-                                                                const arma::mat& P, const arma::rowvec& s,
-                                                                std::size_t a, std::size_t b, double* g, double* H) {
+                                                                const arma::mat& P, std::size_t a, std::size_t b,
+                                                                double* g, double* H) {
   MOERATE_GATE_DERIVATIVES_BODY
 }
 #endif
 #undef MOERATE_GATE_DERIVATIVES_BODY
 
-void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
-                          std::size_t a, std::size_t b, double* g, double* H) {
+void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a, std::size_t b,
+                          double* g, double* H) {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return add_gate_derivatives_avx2(X, R, P, s, a, b, g, H);
+  if (avx2) return add_gate_derivatives_avx2(X, R, P, a, b, g, H);
 #endif
-  add_gate_derivatives_sse2(X, R, P, s, a, b, g, H);
+  add_gate_derivatives_sse2(X, R, P, a, b, g, H);
 }
 
 /// The gradient and negative Hessian of Q over the columns a..b-1 into acc
@@ -288,20 +288,21 @@ void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::ma
 ///               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
 /// with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
 /// Plain loops for few parameters, BLAS products over the block above.
-void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const arma::mat& P, const arma::rowvec& s,
-                                std::size_t a, std::size_t b, GateDerivatives& acc) {
+void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a,
+                                std::size_t b, GateDerivatives& acc) {
   const std::size_t k = R.n_rows, qd = X.n_rows + 1, d = X.n_rows, p = (k - 1) * qd;
   if (p <= kLoopDerivativesMaxP) {
-    add_gate_derivatives(X, R, P, s, a, b, acc.g.memptr(), acc.H.memptr());
+    add_gate_derivatives(X, R, P, a, b, acc.g.memptr(), acc.H.memptr());
     return;
   }
   const std::size_t B = b - a;
   const arma::mat Pb = P.cols(a, b - 1);  // k x B
-  const arma::rowvec sb = s.cols(a, b - 1);
+  const arma::mat Rb = R.cols(a, b - 1);
+  const arma::rowvec sb = arma::sum(Rb, 0);  // s_i = sum_j R_ij
   arma::mat V(qd, B);
   V.row(0).ones();
   V.rows(1, d) = X.cols(a, b - 1);
-  arma::mat D = R.submat(0, a, k - 2, b - 1);
+  arma::mat D = Rb.rows(0, k - 2);
   D -= Pb.rows(0, k - 2).eval().each_row() % sb;
   acc.g += arma::vectorise(V * D.t());  // column j = expert j's (beta0, beta1)
   const arma::rowvec rs = arma::sqrt(sb);
@@ -321,11 +322,10 @@ arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const
   const std::size_t p = n_params();
   if (p == 0) return arma::mat(0, 0);
   const arma::mat P = exp_entries(log_weights(X));
-  const arma::rowvec s = arma::sum(C, 0);
   const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
   const GateDerivatives der = reduce_blocks<GateDerivatives>(
       X.n_cols, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
-        add_gate_derivatives_block(X, C, P, s, a, b, acc);
+        add_gate_derivatives_block(X, C, P, a, b, acc);
       });
   return -arma::symmatu(der.H);
 }
@@ -346,7 +346,7 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
   res.q_before = res.q_after = qv.q;
   if (k_ == 1) return res;
   const std::size_t n = X.n_cols, qd = d_ + 1, p = n_params();
-  const arma::rowvec s = arma::sum(R, 0);
+  // s_i = sum_j R_ij is summed per block where it is needed (memory: no n-vector).
   const arma::vec theta_start = params();
   const bool boxed = !opt.lower.is_empty();
   // Cholesky factor of the last full Hessian and the decrement it gave, for
@@ -364,14 +364,15 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       const arma::vec g0 = reduce_blocks<arma::vec>(n, arma::vec(p, arma::fill::zeros),
                                                     [&](arma::vec& acc, std::size_t a, std::size_t b) {
         if (p <= kLoopDerivativesMaxP) {
-          add_gate_derivatives(X, R, P, s, a, b, acc.memptr(), nullptr);
+          add_gate_derivatives(X, R, P, a, b, acc.memptr(), nullptr);
           return;
         }
         arma::mat V(qd, b - a);
         V.row(0).ones();
         V.rows(1, d_) = X.cols(a, b - 1);
-        arma::mat D = R.submat(0, a, k_ - 2, b - 1);
-        D -= P.submat(0, a, k_ - 2, b - 1).eval().each_row() % s.cols(a, b - 1);
+        const arma::mat Rb = R.cols(a, b - 1);
+        arma::mat D = Rb.rows(0, k_ - 2);
+        D -= P.submat(0, a, k_ - 2, b - 1).eval().each_row() % arma::sum(Rb, 0);
         acc += arma::vectorise(V * D.t());
       });
       arma::vec gr = g0;
@@ -383,7 +384,7 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
     GateDerivatives der = reduce_blocks<GateDerivatives>(
         n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
-          add_gate_derivatives_block(X, R, P, s, a, b, acc);
+          add_gate_derivatives_block(X, R, P, a, b, acc);
         });
     arma::vec g = std::move(der.g);
     arma::mat Hn = arma::symmatu(der.H);
