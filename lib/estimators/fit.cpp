@@ -65,57 +65,28 @@ void FitOptions::validate() const {
 namespace {
 
 /// Standardised (x, y) as rows (d+1) x n.
-/// The columns z_i = ((x_i, y_i) - mean) / sd (each row standardised; a
-/// constant row is only centred), computed when read: k-means needs no
-/// standardised copy of the data (memory: (d + 1) x n per concurrent start).
-class StandardisedXY {
-public:
-  StandardisedXY(const arma::mat& X, const arma::rowvec& y) : X_(X), y_(y), mean_(X.n_rows + 1), sd_(X.n_rows + 1) {
-    for (std::size_t r = 0; r <= X.n_rows; ++r) {
-      const arma::rowvec row = r < X.n_rows ? arma::rowvec(X.row(r)) : y;
-      const double m = arma::mean(row);
-      const double s = row.n_elem > 1 ? arma::stddev(row) : 1.0;
-      mean_[r] = m;
-      sd_[r] = s > 0 ? s : 1.0;
-    }
+arma::mat standardised_xy(const arma::mat& X, const arma::rowvec& y) {
+  arma::mat Z = arma::join_cols(X, y);
+  for (std::size_t r = 0; r < Z.n_rows; ++r) {
+    const double m = arma::mean(Z.row(r));
+    const double s = Z.n_cols > 1 ? arma::stddev(Z.row(r)) : 1.0;
+    Z.row(r) = (Z.row(r) - m) / (s > 0 ? s : 1.0);
   }
-  std::size_t n_rows() const { return X_.n_rows + 1; }
-  std::size_t n_cols() const { return X_.n_cols; }
-  /// Columns a..b-1, (d + 1) x (b - a).
-  arma::mat cols(std::size_t a, std::size_t b) const {
-    const std::size_t d = X_.n_rows;
-    arma::mat Z(d + 1, b - a, arma::fill::none);
-    for (std::size_t i = a; i < b; ++i) {
-      double* z = Z.colptr(i - a);
-      const double* x = X_.colptr(i);
-      for (std::size_t u = 0; u < d; ++u) z[u] = (x[u] - mean_[u]) / sd_[u];
-      z[d] = (y_[i] - mean_[d]) / sd_[d];
-    }
-    return Z;
-  }
-  arma::vec col(std::size_t i) const { return cols(i, i + 1); }
-
-private:
-  const arma::mat& X_;
-  const arma::rowvec& y_;
-  arma::vec mean_, sd_;
-};
+  return Z;
+}
 
 /// Hard labels from k-means++ seeding and Lloyd iterations. Written here rather
 /// than taken from arma::kmeans because that uses Armadillo's global RNG:
 /// starts run in parallel and must be reproducible from their own seed.
-std::vector<std::size_t> kmeans_labels(const StandardisedXY& Z, std::size_t k, Rng& rng, bool plus_plus) {
-  const std::size_t n = Z.n_cols();
-  arma::mat C(Z.n_rows(), k);
+std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus) {
+  const std::size_t n = Z.n_cols;
+  arma::mat C(Z.n_rows, k);
   if (plus_plus) {
     C.col(0) = Z.col(rng.integer(0, n - 1));
     arma::rowvec d2(n, arma::fill::value(kInf));
     for (std::size_t c = 1; c < k; ++c) {
-      for_blocks(n, [&](std::size_t a, std::size_t b) {
-        const arma::mat Zb = Z.cols(a, b);
-        for (std::size_t i = a; i < b; ++i)
-          d2[i] = std::min(d2[i], arma::accu(arma::square(Zb.col(i - a) - C.col(c - 1))));
-      });
+      for (std::size_t i = 0; i < n; ++i)
+        d2[i] = std::min(d2[i], arma::accu(arma::square(Z.col(i) - C.col(c - 1))));
       arma::vec logw = arma::log(d2.t() + 1e-300);
       C.col(c) = Z.col(rng.categorical_log(logw));
     }
@@ -128,11 +99,8 @@ std::vector<std::size_t> kmeans_labels(const StandardisedXY& Z, std::size_t k, R
     // Squared distances via |z|^2 - 2 c.z + |c|^2, block by block (never a k x n matrix).
     const arma::vec c2 = arma::sum(arma::square(C), 0).t();
     std::vector<char> moved(n, 0);
-    arma::mat S(Z.n_rows(), k, arma::fill::zeros);
-    arma::vec cnt(k, arma::fill::zeros);
     for_blocks(n, [&](std::size_t a, std::size_t b) {
-      const arma::mat Zb = Z.cols(a, b);
-      arma::mat D = -2 * C.t() * Zb;
+      arma::mat D = -2 * C.t() * Z.cols(a, b - 1);
       D.each_col() += c2;
       for (std::size_t i = a; i < b; ++i) {
         const std::size_t best = D.col(i - a).index_min();
@@ -141,13 +109,11 @@ std::vector<std::size_t> kmeans_labels(const StandardisedXY& Z, std::size_t k, R
       }
     });
     const bool changed = std::find(moved.begin(), moved.end(), char(1)) != moved.end();
-    for (std::size_t a = 0; a < n; a += kObsBlock) {  // in order: the same sums for every thread count
-      const std::size_t b = std::min(n, a + kObsBlock);
-      const arma::mat Zb = Z.cols(a, b);
-      for (std::size_t i = a; i < b; ++i) {
-        S.col(lab[i]) += Zb.col(i - a);
-        cnt[lab[i]] += 1;
-      }
+    arma::mat S(Z.n_rows, k, arma::fill::zeros);
+    arma::vec cnt(k, arma::fill::zeros);
+    for (std::size_t i = 0; i < n; ++i) {
+      S.col(lab[i]) += Z.col(i);
+      cnt[lab[i]] += 1;
     }
     for (std::size_t c = 0; c < k; ++c)
       if (cnt[c] > 0) C.col(c) = S.col(c) / cnt[c];
@@ -267,7 +233,10 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
     case InitKind::random:
     case InitKind::kmeans: {
       std::vector<std::size_t> lab;
-      lab = kmeans_labels(StandardisedXY(X, y), k, rng, opt.init.kind == InitKind::kmeans);
+      {
+        const arma::mat Z = standardised_xy(X, y);  // freed before R is built
+        lab = kmeans_labels(Z, k, rng, opt.init.kind == InitKind::kmeans);
+      }
       arma::mat R(k, n, arma::fill::value(0.05 / k));
       for (std::size_t i = 0; i < n; ++i) R(lab[i], i) += 0.95;
       return model_from_responsibilities(X, y, R, opt, rng);
