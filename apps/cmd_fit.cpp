@@ -53,7 +53,7 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--starts", o->starts, "Number of starts; the best log-likelihood is kept")
       ->capture_default_str()->check(moerate::cli::whole(1, 100000));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
-  cmd->add_option("--init", o->init, "Initialisation: random | kmeans | model:FILE | near-truth:TRUTH.json")
+  cmd->add_option("--init", o->init, "Initialisation: random | kmeans | split | model:FILE | near-truth:TRUTH.json | a cycle such as kmeans+split")
       ->capture_default_str();
   cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str()
       ->check(moerate::cli::whole(1, 100000000));

@@ -83,7 +83,7 @@ void add_select_command(CLI::App& app) {
       fo.expert = moerate::parse_family_spec(o->expert);
       fo.gating = moerate::parse_family_spec(o->gating);
       fo.init = moerate::InitSpec::parse(o->init);
-      if (fo.init.kind != moerate::InitKind::random && fo.init.kind != moerate::InitKind::kmeans)
+      if (!fo.init.cycle.empty() || (fo.init.kind != moerate::InitKind::random && fo.init.kind != moerate::InitKind::kmeans))
         throw moerate::cli::UsageError("--init: select fits several k; use random or kmeans; got '" + o->init + "'");
       fo.estimator = o->estimator;
       fo.n_starts = o->starts;

@@ -74,7 +74,7 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the slope intervals")->capture_default_str()->check(moerate::cli::whole(0, 1000000));
   cmd->add_option("--starts", o->starts,
-                  "Starts per fit of the truth-free settings (k-means, random); near-truth settings keep theirs, "
+                  "Starts per fit of the truth-free settings (k-means, split); near-truth settings keep theirs, "
                   "one per way of splitting the true atoms (default: the scale's)")
       ->check(moerate::cli::whole(1, 1000));
   cmd->add_option("--replications", o->replications, "Replications per sample size (default: the scale's)")
@@ -155,7 +155,7 @@ void add_study_command(CLI::App& app) {
                                          study.design, "moerate study: warning: ");
     std::cout << "study " << o->name << " (" << o->scale << "): " << study.settings.size() << " settings x "
               << study.n_grid.size() << " sizes in [" << study.n_grid.front() << ", " << study.n_grid.back() << "] x "
-              << study.replications << " replications; k-means starts (truth-free) and, where labelled, near-truth starts"
+              << study.replications << " replications; truth-free starts (k-means, and split for over-fitted fits) and, where labelled, near-truth starts"
               << (resume ? "; resuming" : "") << "\n";
     moerate::SweepOptions so;
     so.threads = o->threads;
@@ -172,11 +172,11 @@ void add_study_command(CLI::App& app) {
 
     // Rates with bootstrap intervals beside the theory.
     moerate::CsvTable table = moerate::read_csv_table(results);
-    // Settings that fit the same data with different starts (k-means and
+    // Settings that fit the same data with different starts (truth-free and
     // near-truth): per data set, do they reach the same log-likelihood, and the
     // best of them as a further setting "LABEL best" (studies/best_of.hpp).
     std::vector<moerate::StudySetting> reported;
-    std::map<std::string, moerate::StartAgreement> agreement;  // by k-means, near-truth and best label
+    std::map<std::string, moerate::StartAgreement> agreement;  // by truth-free, near-truth and best label
     bool any_best = false;
     for (const auto& st : study.settings) {
       reported.push_back(st);
@@ -223,7 +223,7 @@ void add_study_command(CLI::App& app) {
         if (std::find(metric_order.begin(), metric_order.end(), m) == metric_order.end()) metric_order.push_back(m);
       }
     }
-    // A rate is trustworthy where the truth-free (k-means) and near-truth starts
+    // A rate is trustworthy where the truth-free and near-truth starts
     // agree (experiments.md C, D): they must reach the same log-likelihood on
     // (at least 90% of) the same data sets, not merely give overlapping slope
     // intervals. "best" rows take the larger log-likelihood per data set.
@@ -261,10 +261,10 @@ void add_study_command(CLI::App& app) {
     for (const auto& st : study.settings) {
       if (!agreement.count(st.label + " best")) continue;
       const auto& a = agreement.at(st.label);
-      std::cout << "starts, " << st.label << ": k-means and near-truth starts reach the same log-likelihood (within "
+      std::cout << "starts, " << st.label << ": truth-free (" << st.fit.init.label() << ") and near-truth starts reach the same log-likelihood (within "
                 << moerate::cli::fixed(kStartsAgreeTol) << " nats) on " << a.agree << " of " << a.datasets
                 << " data sets; median gap " << moerate::cli::fixed(a.median_gap) << " nats (max " << moerate::cli::fixed(a.max_gap)
-                << "); the larger: k-means " << a.best_count[0] << ", near-truth " << a.best_count[1] << "\n";
+                << "); the larger: truth-free " << a.best_count[0] << ", near-truth " << a.best_count[1] << "\n";
     }
     if (any_best)
       std::cout << "('best' rows: per data set the certified fit with the larger log-likelihood; "
@@ -290,7 +290,7 @@ void add_study_command(CLI::App& app) {
           const bool decisive = init == (any_best ? " best" : "");
           if (decisive && a.ci_high < b.ci_low && (block == "beta1" || block == "b")) any_resolved = true;
           std::cout << "  " << std::setw(6) << block
-                    << (init.empty() ? " k-means   " : init == " best" ? " best-of   " : " near-truth")
+                    << (init.empty() ? " truth-free" : init == " best" ? " best-of   " : " near-truth")
                     << "  linear " << moerate::cli::fixed(a.exponent) << " [" << moerate::cli::fixed(a.ci_low) << ", " << moerate::cli::fixed(a.ci_high) << "]"
                     << "  tanh " << moerate::cli::fixed(b.exponent) << " [" << moerate::cli::fixed(b.ci_low) << ", " << moerate::cli::fixed(b.ci_high) << "]  " << v
                     << "\n";

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <numeric>
+#include <optional>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -25,28 +26,74 @@ std::string init_kind_name(InitKind k) {
     case InitKind::kmeans: return "kmeans";
     case InitKind::model: return "model";
     case InitKind::near_truth: return "near-truth";
+    case InitKind::split: return "split";
   }
   return "?";
 }
 
 InitSpec InitSpec::parse(const std::string& text) {
   InitSpec s;
+  if (text.find('+') != std::string::npos && text.rfind("model:", 0) != 0 && text.rfind("near-truth:", 0) != 0) {
+    // A cycle of truth-free kinds: "kmeans+split".
+    std::size_t a = 0;
+    while (a <= text.size()) {
+      const std::size_t b = std::min(text.find('+', a), text.size());
+      const std::string part = text.substr(a, b - a);
+      if (part == "random") s.cycle.push_back(InitKind::random);
+      else if (part == "kmeans") s.cycle.push_back(InitKind::kmeans);
+      else if (part == "split") s.cycle.push_back(InitKind::split);
+      else
+        throw InvalidArgument("init: in '" + text + "', '" + part +
+                              "' cannot be combined (starts cycle through random, kmeans and split)");
+      a = b + 1;
+    }
+    s.kind = s.cycle.front();
+    return s;
+  }
   if (text == "random") s.kind = InitKind::random;
   else if (text == "kmeans") s.kind = InitKind::kmeans;
+  else if (text == "split") s.kind = InitKind::split;
   else if (text.rfind("model:", 0) == 0) s.kind = InitKind::model, s.model_path = text.substr(6);
   else if (text.rfind("near-truth:", 0) == 0) s.kind = InitKind::near_truth, s.model_path = text.substr(11);
   else if (text == "near-truth") s.kind = InitKind::near_truth;
   else
-    throw InvalidArgument("init: expected random, kmeans, model:FILE or near-truth:FILE; got '" + text + "'");
+    throw InvalidArgument("init: expected random, kmeans, split, model:FILE, near-truth:FILE or a cycle such as "
+                          "kmeans+split; got '" + text + "'");
   if ((s.kind == InitKind::model) && s.model_path.empty())
     throw InvalidArgument("init: model:FILE needs a file name");
   return s;
 }
 
 std::string InitSpec::label() const {
+  if (!cycle.empty()) {
+    std::string out;
+    for (const InitKind k : cycle) {
+      if (!out.empty()) out += '+';
+      out += init_kind_name(k);
+    }
+    return out;
+  }
   if (kind == InitKind::near_truth)
     return "near-truth(s=" + format_double(gate_scale) + "/" + format_double(expert_scale) + ",g=" + format_double(exponent) + ")";
   return init_kind_name(kind);
+}
+
+InitKind InitSpec::kind_of_start(std::size_t s) const { return cycle.empty() ? kind : cycle[s % cycle.size()]; }
+
+std::size_t InitSpec::pattern_of_start(std::size_t s) const {
+  if (cycle.empty()) return s;
+  std::size_t rank = 0;
+  for (std::size_t t = 0; t < s; ++t) rank += kind_of_start(t) == kind_of_start(s);
+  return rank;
+}
+
+bool InitSpec::uses(InitKind k) const {
+  return cycle.empty() ? kind == k : std::find(cycle.begin(), cycle.end(), k) != cycle.end();
+}
+
+std::string InitSpec::start_label(std::size_t s) const {
+  if (cycle.empty()) return label();
+  return init_kind_name(kind_of_start(s));
 }
 
 void FitOptions::validate() const {
@@ -55,6 +102,8 @@ void FitOptions::validate() const {
   if (!estimator_registry().count(estimator))
     throw InvalidArgument("fit: unknown estimator '" + estimator + "'");
   if (threads < 0) fail("fit", "threads", "must be >= 0", threads);
+  if (init.uses(InitKind::split) && n_experts < 2)
+    throw InvalidArgument("fit: split init needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
   if (response == ModelKind::regression)
     throw InvalidArgument("fit: response must be gaussian or bernoulli (the regression model is --estimator lse)");
   if (response == ModelKind::bernoulli && estimator != "em")
@@ -214,10 +263,11 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
 namespace {
 
 GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                        const GaussianMoE* truth, std::size_t start_index) {
+                        const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base) {
   const std::size_t k = opt.n_experts, n = X.n_cols;
   if (n < k) throw InvalidArgument("fit: " + std::to_string(k) + " experts need at least as many observations; got n = " + std::to_string(n));
-  switch (opt.init.kind) {
+  const InitKind kind = opt.init.kind_of_start(start_index);
+  switch (kind) {
     case InitKind::model: {
       GaussianMoE m = GaussianMoE::load(opt.init.model_path);
       if (m.n_experts() != k || m.dim() != X.n_rows)
@@ -230,12 +280,21 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
       if (!truth) throw InvalidArgument("near-truth init: no true model given");
       return near_truth_model(*truth, X, opt, rng, start_index);
     }
+    case InitKind::split: {
+      if (k < 2) throw InvalidArgument("split init: needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
+      std::optional<GaussianMoE> own;
+      if (!split_base) split_base = &own.emplace(split_base_model(X, y, opt));
+      GaussianMoE m = near_truth_model(*split_base, X, opt, rng, opt.init.pattern_of_start(start_index));
+      // The base may sit on a bound, and the perturbation may leave the box: clamp.
+      if (opt.em.bounds.any()) m.set_flat_params(opt.em.bounds.box(m).clamp(m.flat_params()));
+      return m;
+    }
     case InitKind::random:
     case InitKind::kmeans: {
       std::vector<std::size_t> lab;
       {
         const arma::mat Z = standardised_xy(X, y);  // freed before R is built
-        lab = kmeans_labels(Z, k, rng, opt.init.kind == InitKind::kmeans);
+        lab = kmeans_labels(Z, k, rng, kind == InitKind::kmeans);
       }
       arma::mat R(k, n, arma::fill::value(0.05 / k));
       for (std::size_t i = 0; i < n; ++i) R(lab[i], i) += 0.95;
@@ -247,9 +306,21 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
 
 }  // namespace
 
+GaussianMoE split_base_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt) {
+  if (opt.n_experts < 2) throw InvalidArgument("split init: needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
+  FitOptions bo = opt;
+  bo.n_experts = opt.n_experts - 1;
+  bo.init = InitSpec{};  // k-means starts: one per split start, at least two (one for a single expert)
+  int split_starts = 0;
+  for (int s = 0; s < opt.n_starts; ++s) split_starts += opt.init.kind_of_start(static_cast<std::size_t>(s)) == InitKind::split;
+  bo.n_starts = bo.n_experts < 2 ? 1 : std::max(2, split_starts);
+  bo.seed = derive_seed(opt.seed, {0x5b117ULL, static_cast<std::uint64_t>(bo.n_experts)});
+  return fit(X, y, bo).model;
+}
+
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                          const GaussianMoE* truth, std::size_t start_index) {
-  GaussianMoE m = start_model(X, y, opt, rng, truth, start_index);
+                          const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base) {
+  GaussianMoE m = start_model(X, y, opt, rng, truth, start_index, split_base);
   if (m.covariates() != opt.covariates)
     throw InvalidArgument("init: the start reads covariates (" + m.covariates().describe() + ") but the fit reads (" +
                           opt.covariates.describe() + ")");
@@ -312,6 +383,9 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   }
   const auto& est = estimator_registry().at(opt.estimator);
   const auto t0 = std::chrono::steady_clock::now();
+  // Split starts share one (k-1)-expert fit, made before the starts run.
+  std::optional<GaussianMoE> split_base;
+  if (opt.init.uses(InitKind::split)) split_base.emplace(split_base_model(X, y, opt));
   const int S = opt.n_starts;
   std::vector<std::unique_ptr<GaussianMoE>> models(S);
   std::vector<StartSummary> starts(S);
@@ -327,7 +401,8 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
     try {
       throw_if_cancelled(opt.em.cancel);
       Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
-      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth, static_cast<std::size_t>(s)));
+      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth, static_cast<std::size_t>(s),
+                                                                  split_base ? &*split_base : nullptr));
       if (opt.em.bounds.any() && (opt.init.kind == InitKind::model || opt.init.kind == InitKind::near_truth)) {
         // A start given by the user must lie in the parameter space.
         const Box b = opt.em.bounds.box(*m);
@@ -340,7 +415,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
                                   "]" + (names[i].find("log_variance") != std::string::npos ? " (log scale)" : ""));
       }
       starts[s].index = s;
-      starts[s].init = opt.init.label();
+      starts[s].init = opt.init.start_label(static_cast<std::size_t>(s));
       starts[s].objective_initial =
           m->kind() != ModelKind::regression ? m->log_likelihood(X, y)
                                            : -arma::accu(arma::square(y - m->regression_function(X)));

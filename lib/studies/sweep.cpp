@@ -279,6 +279,7 @@ std::vector<std::string> metric_names(const Study& s, const StudySetting& st) {
   const GaussianMoE& truth = s.truths[st.truth_index];
   FitOptions fo = st.fit;
   fo.init.kind = InitKind::near_truth;
+  fo.init.cycle.clear();
   Rng rng(1);
   const std::size_t m = fo.n_experts;
   arma::mat X(truth.dim(), m, arma::fill::zeros);

@@ -269,3 +269,59 @@ TEST_CASE("near-truth starts of an over-fitted model try every way of splitting 
     CHECK(seen.size() == patterns);
   }
 }
+
+TEST_CASE("split starts: truth-free, each splits another atom of the (k-1)-expert fit; kmeans+split cycles") {
+  const InitSpec c = InitSpec::parse("kmeans+split");
+  CHECK(c.label() == "kmeans+split");
+  CHECK(c.uses(InitKind::split));
+  CHECK_FALSE(c.uses(InitKind::random));
+  CHECK(c.kind_of_start(0) == InitKind::kmeans);
+  CHECK(c.kind_of_start(3) == InitKind::split);
+  CHECK(c.pattern_of_start(1) == 0);
+  CHECK(c.pattern_of_start(3) == 1);
+  CHECK(c.start_label(2) == "kmeans");
+  CHECK(InitSpec::parse("split").kind == InitKind::split);
+  CHECK_THROWS_AS(InitSpec::parse("kmeans+near-truth"), InvalidArgument);
+  CHECK_THROWS_AS(InitSpec::parse("split+"), InvalidArgument);
+
+  const GaussianMoE truth = experiment_a();  // k* = 2
+  const Sim s = simulate(truth, 400, 36);    // seed 36
+  FitOptions fo;
+  fo.n_experts = 3;
+  fo.n_starts = 2;
+  fo.threads = 1;
+  fo.init = InitSpec::parse("split");
+  fo.init.gate_scale = fo.init.expert_scale = 0;  // unperturbed: the base's density exactly
+  const GaussianMoE base = split_base_model(s.X, s.y, fo);
+  REQUIRE(base.n_experts() == 2);
+  // The base is the best of a 2-expert fit with one k-means start per split start (at least two).
+  FitOptions bo = fo;
+  bo.n_experts = 2;
+  bo.init = InitSpec{};
+  bo.seed = derive_seed(fo.seed, {0x5b117ULL, 2});
+  CHECK(base.log_likelihood(s.X, s.y) == fit(s.X, s.y, bo).log_likelihood);
+  const double ll_base = base.log_likelihood(s.X, s.y);
+  for (std::size_t r = 0; r < 2; ++r) {
+    CAPTURE(r);
+    Rng rng(37);
+    const GaussianMoE m = initial_model(s.X, s.y, fo, rng, nullptr, r, &base);
+    CHECK(m.log_likelihood(s.X, s.y) == Approx(ll_base).epsilon(1e-9));
+    CHECK(arma::approx_equal(m.eta().col(2), base.eta().col(r), "absdiff", 1e-12));  // start r doubles atom r
+    Rng rng2(37);
+    const GaussianMoE own = initial_model(s.X, s.y, fo, rng2, nullptr, r);  // fits its own base
+    CHECK(arma::approx_equal(own.flat_params(), m.flat_params(), "absdiff", 0.0));
+  }
+  // A fit with kmeans+split starts: the same numbers for 1 and 2 threads, each start labelled by its kind.
+  fo.init = InitSpec::parse("kmeans+split");
+  fo.n_starts = 4;
+  const FitResult r1 = fit(s.X, s.y, fo);
+  fo.threads = 2;
+  const FitResult r2 = fit(s.X, s.y, fo);
+  CHECK(r1.log_likelihood == r2.log_likelihood);
+  CHECK(arma::approx_equal(r1.model.flat_params(), r2.model.flat_params(), "absdiff", 0.0));
+  CHECK(r1.starts[1].init == "split");
+  CHECK(r1.starts[2].init == "kmeans");
+  for (const auto& st : r1.starts) CHECK(st.max_decrease <= 1e-8);
+  fo.n_experts = 1;
+  CHECK_THROWS_AS(fit(s.X, s.y, fo), InvalidArgument);
+}

@@ -14,6 +14,13 @@
 //               perturbed by N(0, (s n^-g)^2) with s = 0.005 for gates, 0.05 for
 //               experts and g = 0.083 (the literature's schedule; it depends on n
 //               and on the truth: labelled as such in every output)
+//   split       truth-free: fit k-1 experts (the best of k-means starts), then
+//               start r splits one fitted atom
+//               into two by the r-th split pattern, with the near-truth schedule's
+//               perturbation (the near-truth start with the (k-1)-expert MLE in
+//               place of the truth; models.md 5.1)
+//   A+B         starts cycle through random, kmeans and split ("kmeans+split":
+//               starts 0, 2, ... k-means, 1, 3, ... split by patterns 0, 1, ...)
 //
 //   FitOptions o;  o.n_experts = 2;  o.n_starts = 10;  o.seed = 1;
 //   FitResult r = fit(D.X, D.y, o);
@@ -32,7 +39,7 @@
 
 namespace moerate {
 
-enum class InitKind { random, kmeans, model, near_truth };
+enum class InitKind { random, kmeans, model, near_truth, split };
 std::string init_kind_name(InitKind k);
 
 struct InitSpec {
@@ -41,9 +48,17 @@ struct InitSpec {
   double gate_scale = 0.005;              // near-truth: literature value
   double expert_scale = 0.05;             // near-truth: literature value
   double exponent = 0.083;                // near-truth: noise s * n^(-g), literature g
-  /// Parse "random" | "kmeans" | "model:PATH" | "near-truth:PATH".
+  /// Starts cycle through these kinds (random, kmeans, split; "A+B"); empty: every start is `kind`.
+  std::vector<InitKind> cycle;
+  /// Parse "random" | "kmeans" | "split" | "model:PATH" | "near-truth:PATH" | "A+B[+C]" (A, B, C among
+  /// random, kmeans, split).
   static InitSpec parse(const std::string& text);
-  std::string label() const;              // e.g. "near-truth(s=0.005/0.05,g=0.083)"
+  std::string label() const;              // e.g. "near-truth(s=0.005/0.05,g=0.083)", "kmeans+split"
+  InitKind kind_of_start(std::size_t s) const;
+  /// Which split pattern start s takes: its rank among the starts of its kind.
+  std::size_t pattern_of_start(std::size_t s) const;
+  bool uses(InitKind k) const;
+  std::string start_label(std::size_t s) const;  // the label of start s's kind
 };
 
 struct FitOptions {
@@ -94,9 +109,16 @@ struct FitResult {
 /// Starting model for one start (family objects from opt, data-driven values).
 /// `start_index` picks, for near-truth starts of an over-fitted model, which
 /// true atoms the extra atoms copy (start r: the r-th split pattern after the
-/// cyclic one; the fit's start s passes s).
+/// cyclic one; the fit's start s passes s). For split starts, `split_base` is
+/// the (k-1)-expert fit they split (split_base_model; fitted here when null).
 GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
-                          Rng& rng, const GaussianMoE* truth, std::size_t start_index = 0);
+                          Rng& rng, const GaussianMoE* truth, std::size_t start_index = 0,
+                          const GaussianMoE* split_base = nullptr);
+
+/// The model that split starts split: the best of a (k-1)-expert fit from
+/// k-means starts, one per split start of opt and at least two (one when
+/// k-1 = 1), seeds derived from opt.seed.
+GaussianMoE split_base_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt);
 
 /// Multi-start fit; `truth` is needed for near-truth starts (else loaded from init.model_path).
 FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt,
