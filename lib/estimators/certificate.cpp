@@ -48,6 +48,21 @@ struct ScoreMoments {
 
 constexpr std::size_t kScoreBlock = 4096;
 
+/// The score moments, block by block (memory: no k x n matrix); block_resp(Xb, yb)
+/// gives the responsibilities of the block's observations, whose first index is a.
+template <class BlockResp>
+ScoreMoments score_moments(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                           BlockResp&& block_resp) {
+  ScoreMoments sm;
+  for (std::size_t a = 0; a < X.n_cols; a += kScoreBlock) {
+    const std::size_t b = std::min<std::size_t>(X.n_cols, a + kScoreBlock) - 1;
+    const arma::mat Xb = X.cols(a, b);
+    const arma::rowvec yb = y.cols(a, b);
+    sm.add(observation_scores(model, Xb, yb, block_resp(a, Xb, yb)));
+  }
+  return sm;
+}
+
 /// sqrt(g_F^T J_FF^-1 g_F) over the free coordinates F (see the header).
 double score_norm(const ScoreMoments& sm, const GaussianMoE& model, const Box& box) {
   const arma::vec& g = sm.g;
@@ -84,24 +99,17 @@ double score_norm(const ScoreMoments& sm, const GaussianMoE& model, const Box& b
 double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
                        const Box& box) {
   if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
-  ScoreMoments sm;
-  for (std::size_t a = 0; a < X.n_cols; a += kScoreBlock) {
-    const std::size_t b = std::min<std::size_t>(X.n_cols, a + kScoreBlock) - 1;
-    sm.add(observation_scores(model, X.cols(a, b), y.cols(a, b), R.cols(a, b)));
-  }
+  const ScoreMoments sm = score_moments(model, X, y, [&](std::size_t a, const arma::mat& Xb, const arma::rowvec&) {
+    return arma::mat(R.cols(a, a + Xb.n_cols - 1));
+  });
   return score_norm(sm, model, box);
 }
 
 double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const Box& box) {
   if (model.kind() != ModelKind::gaussian) return arma::datum::nan;
-  // The responsibilities block by block (memory: no k x n matrix).
-  ScoreMoments sm;
-  for (std::size_t a = 0; a < X.n_cols; a += kScoreBlock) {
-    const std::size_t b = std::min<std::size_t>(X.n_cols, a + kScoreBlock) - 1;
-    const arma::mat Xb = X.cols(a, b);
-    const arma::rowvec yb = y.cols(a, b);
-    sm.add(observation_scores(model, Xb, yb, model.responsibilities(Xb, yb)));
-  }
+  const ScoreMoments sm = score_moments(model, X, y, [&](std::size_t, const arma::mat& Xb, const arma::rowvec& yb) {
+    return model.responsibilities(Xb, yb);
+  });
   return score_norm(sm, model, box);
 }
 
@@ -138,20 +146,16 @@ FitCertificate certify(const GaussianMoE& model, const arma::mat& X, const arma:
   if (gaussian) {
     // Block by block (memory: no k x n matrix): the score moments, the
     // log-likelihood and the responsibility mass of each atom.
-    ScoreMoments sm;
     c.atom_mass.zeros(k);
-    for (std::size_t a = 0; a < n; a += kScoreBlock) {
-      const std::size_t b = std::min(n, a + kScoreBlock) - 1;
-      const arma::mat Xb = X.cols(a, b);
-      const arma::rowvec yb = y.cols(a, b);
+    const ScoreMoments sm = score_moments(model, X, y, [&](std::size_t, const arma::mat& Xb, const arma::rowvec& yb) {
       arma::mat R = model.log_joint(Xb, yb);
       const arma::rowvec ll_obs = log_sum_exp_cols(R);
       ll += arma::accu(ll_obs);
       R.each_row() -= ll_obs;
       exp_inplace(R.memptr(), R.n_elem);
-      sm.add(observation_scores(model, Xb, yb, R));
       c.atom_mass += arma::sum(R, 1);
-    }
+      return R;
+    });
     c.score_norm = score_norm(sm, model, opt.box);
     c.atom_mass /= double(std::max<std::size_t>(n, 1));
   } else {

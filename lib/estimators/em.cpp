@@ -71,15 +71,13 @@ EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y
   const std::size_t k = m.n_experts(), n = X.n_cols;
   s.R = std::move(buffer);
   s.R.set_size(k, n);
-  s.ll = reduce_blocks<double>(n, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
+  s.ll = sum_over_blocks(n, [&](std::size_t a, std::size_t b, double* ll) {
     const std::size_t B = b - a;
     const arma::mat L = m.log_joint(X.cols(a, b - 1), y.cols(a, b - 1));
-    arma::vec sum(B, arma::fill::none), ll(B, arma::fill::none);
+    arma::vec sum(B, arma::fill::none);
     // exp(L - max) straight into R's columns, the log-sum-exp into ll.
-    log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), ll.memptr());
-    double block_sum = 0;
+    log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), ll);
     for (std::size_t i = 0; i < B; ++i) {
-      block_sum += ll[i];
       double* r = s.R.colptr(a + i);
       if (!std::isfinite(ll[i])) {  // no expert can explain y_i (l = -inf), or NaN
         for (std::size_t j = 0; j < k; ++j) r[j] = arma::datum::nan;
@@ -87,7 +85,6 @@ EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y
       }
       for (std::size_t j = 0; j < k; ++j) r[j] /= sum[i];
     }
-    acc += block_sum;
   });
   return s;
 }

@@ -153,11 +153,9 @@ arma::rowvec GaussianMoE::log_likelihood_obs(const arma::mat& X, const arma::row
 double GaussianMoE::log_likelihood(const arma::mat& X, const arma::rowvec& y) const {
   // Summed per block, the blocks in order: the same number for every thread
   // count, and the same as EM's own evaluation.
-  return reduce_blocks<double>(X.n_cols, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
+  return sum_over_blocks(X.n_cols, [&](std::size_t a, std::size_t b, double* out) {
     const arma::rowvec l = log_sum_exp_cols(log_joint(X.cols(a, b - 1), y.cols(a, b - 1)));
-    double block_sum = 0;
-    for (std::size_t i = 0; i < l.n_elem; ++i) block_sum += l[i];
-    acc += block_sum;
+    std::copy(l.begin(), l.end(), out);
   });
 }
 

@@ -98,4 +98,19 @@ Acc reduce_blocks(std::size_t n, const Acc& zero, Fn&& fn, std::size_t block = k
   return total;
 }
 
+/// The sum of n per-observation values: fill(a, b, out) writes those of
+/// observations a..b-1 to out[0..b-a); each block is summed in order, then the
+/// blocks (reduce_blocks). GaussianMoE::log_likelihood and EM's evaluation both
+/// sum this way, so they agree to the last bit for every thread count.
+template <class Fill>
+double sum_over_blocks(std::size_t n, Fill&& fill) {
+  return reduce_blocks<double>(n, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
+    std::vector<double> v(b - a);
+    fill(a, b, v.data());
+    double block_sum = 0;
+    for (const double x : v) block_sum += x;
+    acc += block_sum;
+  });
+}
+
 }  // namespace moerate

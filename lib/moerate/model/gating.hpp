@@ -89,8 +89,10 @@ public:
   /// the analytic form where it is cheap.
   virtual arma::mat log_weights_vjp_obs(const arma::mat& X, const arma::mat& C) const;
   /// Hessian of sum_ij C_ij log pi_j(x_i) in the gate's parameters for a fixed
-  /// C (k x n), analytic; empty (the default) where a family has none. Used by
-  /// the analytic Hessian of the log-likelihood (estimators/inference.hpp).
+  /// C (k x n), analytic; empty (the default) where a family has none, and then
+  /// for every input (callers probe with one observation). Used by the analytic
+  /// Hessian of the log-likelihood (estimators/inference.hpp), per block of
+  /// observations.
   virtual arma::mat q_hessian(const arma::mat& /*X*/, const arma::mat& /*C*/) const { return {}; }
   /// Per expert j, the n_params x n matrix of d log pi_j(x_i) / d theta (the
   /// rows of log_weights_vjp_obs with C the indicator of row j). Default: k
