@@ -30,6 +30,25 @@ arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const
   return S;
 }
 
+arma::vec observation_score_sum(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                                const arma::mat& R) {
+  const std::size_t k = model.n_experts(), q = model.experts().n_params();
+  const std::size_t pg = model.gating().n_params();
+  const bool gaussian = model.kind() == ModelKind::gaussian;
+  arma::vec g(pg + q * k + (gaussian ? k : 0));
+  const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
+  if (pg > 0) g.subvec(0, pg - 1) = model.gating().log_weights_vjp(xg.mat(), R);
+  const arma::mat H = model.expert_means(X);
+  for (std::size_t j = 0; j < k; ++j) {
+    const double nu = model.nu()[j];
+    const arma::rowvec r = y - H.row(j);
+    const arma::rowvec wr = R.row(j) % r / nu;
+    g.subvec(pg + j * q, pg + j * q + q - 1) = model.experts().jacobian(xe.mat(), model.eta().col(j)) * wr.t();
+    if (gaussian) g[pg + q * k + j] = 0.5 * arma::accu(R.row(j) % (r % r / nu - 1.0));
+  }
+  return g;
+}
+
 namespace {
 
 /// The score and its outer-product information, summed over observations.

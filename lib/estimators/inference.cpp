@@ -48,7 +48,7 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
                                   [&](arma::vec& acc, std::size_t a, std::size_t b) {
     const arma::mat Xb = X.cols(a, b - 1);
     const arma::rowvec yb = y.cols(a, b - 1);
-    acc += arma::sum(observation_scores(m, Xb, yb, m.responsibilities(Xb, yb)), 1);
+    acc += observation_score_sum(m, Xb, yb, m.responsibilities(Xb, yb));
   });
 }
 

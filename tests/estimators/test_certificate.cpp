@@ -55,6 +55,11 @@ TEST_CASE("per-observation scores sum to the analytic gradient (softmax analytic
     REQUIRE(sum.n_elem == grad.n_elem);
     const double scale = std::max(1.0, arma::abs(grad).max());
     CHECK(arma::abs(sum - grad).max() / scale < (g["family"] == "softmax" ? 1e-11 : 1e-6));
+    // The summed form (no p x n matrix) and score() agree with the column sums
+    // (laplace's per-observation gate part is by differences).
+    const double tol = g["family"] == "softmax" ? 1e-12 : 1e-6;
+    CHECK(arma::abs(observation_score_sum(m, s.X, s.y, m.responsibilities(s.X, s.y)) - sum).max() / scale < tol);
+    CHECK(arma::abs(score(m, s.X, s.y) - sum).max() / scale < tol);
   }
 }
 

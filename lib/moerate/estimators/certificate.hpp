@@ -48,6 +48,10 @@ double score_statistic(const GaussianMoE& model, const arma::mat& X, const arma:
 /// Per-observation scores (p x n) given responsibilities R (k x n).
 arma::mat observation_scores(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
                              const arma::mat& R);
+/// Their sum over observations (p), without the p x n matrix: the score at the
+/// model when R are its responsibilities.
+arma::vec observation_score_sum(const GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
+                                const arma::mat& R);
 
 struct CertifyOptions {
   double score_tol = 1e-3;          // lambda threshold (standard errors); EMOptions.score_tol
