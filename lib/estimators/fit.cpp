@@ -127,7 +127,7 @@ arma::mat standardised_xy(const arma::mat& X, const arma::rowvec& y) {
 /// Hard labels from k-means++ seeding and Lloyd iterations. Written here rather
 /// than taken from arma::kmeans because that uses Armadillo's global RNG:
 /// starts run in parallel and must be reproducible from their own seed.
-std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus) {
+std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus) {
   const std::size_t n = Z.n_cols;
   arma::mat C(Z.n_rows, k);
   if (plus_plus) {
@@ -142,7 +142,7 @@ std::vector<std::size_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& r
   } else {
     for (std::size_t c = 0; c < k; ++c) C.col(c) = Z.col(rng.integer(0, n - 1));
   }
-  std::vector<std::size_t> lab(n, 0);
+  std::vector<std::uint32_t> lab(n, 0);
   const int iters = plus_plus ? 50 : 1;
   for (int it = 0; it < iters; ++it) {
     // Squared distances via |z|^2 - 2 c.z + |c|^2, block by block (never a k x n matrix).
@@ -262,8 +262,11 @@ GaussianMoE near_truth_model(const GaussianMoE& truth, const arma::mat& X, const
 
 namespace {
 
+/// `labels`: a data-driven start's k-means labels when computed beforehand
+/// (fit: KmeansStart), with `rng` in the state they left it in.
 GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                        const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base) {
+                        const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base,
+                        const std::vector<std::uint32_t>* labels) {
   const std::size_t k = opt.n_experts, n = X.n_cols;
   if (n < k) throw InvalidArgument("fit: " + std::to_string(k) + " experts need at least as many observations; got n = " + std::to_string(n));
   const InitKind kind = opt.init.kind_of_start(start_index);
@@ -291,13 +294,14 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
     }
     case InitKind::random:
     case InitKind::kmeans: {
-      std::vector<std::size_t> lab;
-      {
+      std::vector<std::uint32_t> own;
+      if (!labels) {
         const arma::mat Z = standardised_xy(X, y);  // freed before R is built
-        lab = kmeans_labels(Z, k, rng, kind == InitKind::kmeans);
+        own = kmeans_labels(Z, k, rng, kind == InitKind::kmeans);
+        labels = &own;
       }
       arma::mat R(k, n, arma::fill::value(0.05 / k));
-      for (std::size_t i = 0; i < n; ++i) R(lab[i], i) += 0.95;
+      for (std::size_t i = 0; i < n; ++i) R((*labels)[i], i) += 0.95;
       return model_from_responsibilities(X, y, R, opt, rng);
     }
   }
@@ -318,9 +322,21 @@ GaussianMoE split_base_model(const arma::mat& X, const arma::rowvec& y, const Fi
   return fit(X, y, bo).model;
 }
 
-GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
-                          const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base) {
-  GaussianMoE m = start_model(X, y, opt, rng, truth, start_index, split_base);
+namespace {
+
+bool data_driven(InitKind k) { return k == InitKind::kmeans || k == InitKind::random; }
+
+/// A data-driven start's k-means labels and its generator after them (the start
+/// goes on drawing from it), computed before the starts' EM runs.
+struct KmeansStart {
+  std::vector<std::uint32_t> labels;
+  Rng rng;
+};
+
+GaussianMoE checked_initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                                  const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base,
+                                  const std::vector<std::uint32_t>* labels) {
+  GaussianMoE m = start_model(X, y, opt, rng, truth, start_index, split_base, labels);
   if (m.covariates() != opt.covariates)
     throw InvalidArgument("init: the start reads covariates (" + m.covariates().describe() + ") but the fit reads (" +
                           opt.covariates.describe() + ")");
@@ -331,6 +347,13 @@ GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOp
   // and eta, noise_variance = RSS/n.
   if (opt.estimator == "lse") return as_regression_model(m, X, y);
   return m;
+}
+
+}  // namespace
+
+GaussianMoE initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
+                          const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base) {
+  return checked_initial_model(X, y, opt, rng, truth, start_index, split_base, nullptr);
 }
 
 EstimatorRun quasi_newton_run(double objective, int iterations, StopReason stop_reason) {
@@ -394,15 +417,50 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   std::atomic<bool> cancelled{false};
 #ifdef _OPENMP
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+#endif
+  // The data-driven starts' k-means first, all sharing one standardised copy of
+  // (x, y), freed before any EM runs (memory: one copy, not one per concurrent
+  // start; the same numbers as each start running its own k-means).
+  std::vector<std::optional<KmeansStart>> km(S);
+  std::vector<double> km_seconds(S, 0.0);
+  bool any_data_driven = false;
+  for (int s = 0; s < S; ++s) any_data_driven |= data_driven(opt.init.kind_of_start(static_cast<std::size_t>(s)));
+  if (any_data_driven) {
+    const arma::mat Z = standardised_xy(X, y);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
+#endif
+    for (int s = 0; s < S; ++s) {
+      const InitKind kind = opt.init.kind_of_start(static_cast<std::size_t>(s));
+      if (!data_driven(kind) || cancelled) continue;
+      const auto ts = std::chrono::steady_clock::now();
+      try {
+        throw_if_cancelled(opt.em.cancel);
+        Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
+        auto labels = kmeans_labels(Z, opt.n_experts, rng, kind == InitKind::kmeans);
+        km[s].emplace(KmeansStart{std::move(labels), rng});
+      } catch (const Cancelled&) {
+        cancelled = true;
+      } catch (const std::exception& e) {
+        errors[s] = e.what();
+      }
+      km_seconds[s] = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    }
+    if (cancelled) throw Cancelled();
+  }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
 #endif
   for (int s = 0; s < S; ++s) {
     const auto ts = std::chrono::steady_clock::now();
     try {
       throw_if_cancelled(opt.em.cancel);
-      Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
-      auto m = std::make_unique<GaussianMoE>(initial_model(X, y, opt, rng, truth, static_cast<std::size_t>(s),
-                                                                  split_base ? &*split_base : nullptr));
+      if (!errors[s].empty()) throw InvalidArgument(errors[s]);  // its k-means failed
+      Rng rng = km[s] ? km[s]->rng : Rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
+      auto m = std::make_unique<GaussianMoE>(checked_initial_model(X, y, opt, rng, truth, static_cast<std::size_t>(s),
+                                                                   split_base ? &*split_base : nullptr,
+                                                                   km[s] ? &km[s]->labels : nullptr));
+      km[s].reset();
       if (opt.em.bounds.any() && (opt.init.kind == InitKind::model || opt.init.kind == InitKind::near_truth)) {
         // A start given by the user must lie in the parameter space.
         const Box b = opt.em.bounds.box(*m);
@@ -433,7 +491,7 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
       starts[s].stop_reason = StopReason::non_finite;
       starts[s].objective = -kInf;
     }
-    starts[s].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    starts[s].seconds = km_seconds[s] + std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
   }
   if (cancelled) throw Cancelled();
   int best = -1;

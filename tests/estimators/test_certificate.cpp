@@ -330,3 +330,26 @@ TEST_CASE("split starts: truth-free, each splits another atom of the (k-1)-exper
   fo.n_experts = 1;
   CHECK_THROWS_AS(fit(s.X, s.y, fo), InvalidArgument);
 }
+
+TEST_CASE("fit's k-means phase (one shared standardised copy) gives each start the start initial_model gives") {
+  const GaussianMoE truth = experiment_a();
+  const Sim s = simulate(truth, 500, 38);  // seed 38
+  for (const char* init : {"kmeans", "random", "kmeans+split"}) {
+    CAPTURE(init);
+    FitOptions fo;
+    fo.n_experts = 3;
+    fo.n_starts = 4;
+    fo.seed = 39;
+    fo.threads = 2;
+    fo.init = InitSpec::parse(init);
+    fo.em.max_iter = 2;
+    const FitResult r = fit(s.X, s.y, fo);
+    const GaussianMoE base = split_base_model(s.X, s.y, fo);
+    for (int st = 0; st < fo.n_starts; ++st) {
+      CAPTURE(st);
+      Rng rng(derive_seed(fo.seed, {static_cast<std::uint64_t>(st)}));
+      const GaussianMoE m = initial_model(s.X, s.y, fo, rng, nullptr, static_cast<std::size_t>(st), &base);
+      CHECK(r.starts[st].objective_initial == m.log_likelihood(s.X, s.y));
+    }
+  }
+}
