@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Per sample size: do the k-means and near-truth starts of a study reach the
+"""Per sample size: do the truth-free (k-means; for the over-fitted built-in
+studies since round 7 kmeans+split) and near-truth starts of a study reach the
 same log-likelihood, how far apart are they, and how much does a cell metric
 change between the two fits of the same data set (against its spread over
 replications)? Reads a study's results.csv (settings "L" and "L near-truth").
@@ -19,7 +20,7 @@ for r in csv.DictReader(open(a.results)):
     nt = s.endswith(" near-truth")
     base = s[: -len(" near-truth")] if nt else s
     d[(base, int(r["n"]), int(r["rep"]))]["nt" if nt else "km"] = r
-print(f"{'setting':14} {'n':>7} {'agree':>7} {'med|dll|':>9} {'km>nt':>6} {'med|log ratio|':>15} {'sd(log metric)':>15}")
+print(f"{'setting':14} {'n':>7} {'agree':>7} {'med|dll|':>9} {'tf>nt':>6} {'med|log ratio|':>15} {'sd(log metric)':>15}")
 for base in sorted({k[0] for k in d}):
     for n in sorted({k[1] for k in d if k[0] == base}):
         pairs = [v for (b, nn, _), v in d.items() if b == base and nn == n and len(v) == 2]
@@ -29,6 +30,8 @@ for base in sorted({k[0] for k in d}):
         agree = sum(abs(g) < a.tol for g in gaps)
         ratios, logs = [], []
         for v, g in zip(pairs, gaps):
+            if v["km"][a.metric] == "" or v["nt"][a.metric] == "":
+                continue  # a block this family does not have
             x, y = float(v["km"][a.metric]), float(v["nt"][a.metric])
             if x > 0:
                 logs.append(math.log(x))
