@@ -348,6 +348,8 @@ RateFit fit_rate(const LossTable& table, const RateFitOptions& opt) {
   const Interval ci = percentile_interval(boot, opt.level, &Estimates::exponent, point.exponent);
   fit.ci_low = ci.low;
   fit.ci_high = ci.high;
+  fit.boot_exponents.reserve(boot.size());
+  for (const auto& b : boot) fit.boot_exponents.push_back(b.exponent);
   fit.ci_mean = percentile_interval(boot, opt.level, &Estimates::exponent_mean, point.exponent_mean);
   fit.ci_median =
       percentile_interval(boot, opt.level, &Estimates::exponent_median, point.exponent_median);
@@ -434,6 +436,15 @@ RateFit fit_rate(const LossTable& table, const RateFitOptions& opt) {
   if (opt.bootstrap == 0) fit.warnings.push_back("bootstrap = 0: intervals are the point estimates");
   if (fit.n_sizes < 3) fit.warnings.push_back("only 2 distinct n: the slope is not checkable");
   return fit;
+}
+
+std::optional<ExponentDifference> exponent_difference(const RateFit& a, const RateFit& b, double level) {
+  if (!a.fitted || !b.fitted || a.boot_exponents.empty() || a.boot_exponents.size() != b.boot_exponents.size())
+    return std::nullopt;
+  std::vector<double> d(a.boot_exponents.size());
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] = b.boot_exponents[i] - a.boot_exponents[i];
+  const double alpha = 1.0 - level;
+  return ExponentDifference{b.exponent - a.exponent, {quantile(d, alpha / 2), quantile(d, 1 - alpha / 2)}};
 }
 
 json RateFit::to_json() const {

@@ -397,3 +397,32 @@ TEST_CASE("best of starts: per data set the certified fit with the larger log-li
   CHECK_THROWS_AS(moerate::with_best_of(moerate::read_csv_table_text("setting,n\na,1\n", "u.csv"), {"a"}, "x", 1e-3),
                   moerate::InputError);
 }
+
+TEST_CASE("exponent_difference: a paired bootstrap of two settings from the same seeds") {
+  RateFitOptions o;
+  o.bootstrap = 400;
+  // Same noise (seed 21), exponents 0.125 and 0.25: every draw resamples both alike, so
+  // each draw's difference is exactly 0.125 (the noise cancels) although each
+  // exponent's own interval is wide.
+  const RateFit a = fit_rate(power_table(21, 0.125, 1.0, 6), o);
+  const RateFit b = fit_rate(power_table(21, 0.25, 1.0, 6), o);
+  REQUIRE(a.boot_exponents.size() == 400);
+  const auto d = exponent_difference(a, b, 0.95);
+  REQUIRE(d.has_value());
+  CHECK(d->difference == doctest::Approx(0.125).epsilon(1e-9));
+  CHECK(d->ci.low == doctest::Approx(0.125).epsilon(1e-9));
+  CHECK(d->ci.high == doctest::Approx(0.125).epsilon(1e-9));
+  CHECK(a.ci_high - a.ci_low > 0.05);  // the separate intervals are wide
+  // Independent noise (seeds 22, 23): the interval holds the point difference and is
+  // wider than one exponent's (about sqrt(2) times).
+  const RateFit c = fit_rate(power_table(22, 0.125, 1.0, 6), o);
+  const RateFit e = fit_rate(power_table(23, 0.25, 1.0, 6), o);
+  const auto d2 = exponent_difference(c, e, 0.95);
+  REQUIRE(d2.has_value());
+  CHECK(d2->ci.low < e.exponent - c.exponent);
+  CHECK(d2->ci.high > e.exponent - c.exponent);
+  CHECK(d2->ci.high - d2->ci.low > c.ci_high - c.ci_low);
+  // No draws: no difference.
+  o.bootstrap = 0;
+  CHECK_FALSE(exponent_difference(fit_rate(power_table(21, 0.125, 1.0, 6), o), b, 0.95).has_value());
+}

@@ -141,6 +141,11 @@ struct RateFit {
   std::vector<ModelComparison> models;
   std::vector<WindowRow> window;
   std::vector<BandPoint> band;
+  /// The per-replicate exponent of each bootstrap draw, in draw order. Draw b
+  /// resamples with the seed (seed, b), so two tables with the same sizes and
+  /// replicate counts are resampled alike (a paired bootstrap of two settings
+  /// simulated from the same seeds; exponent_difference).
+  std::vector<double> boot_exponents;
   // Accounting.
   int n_rows = 0, n_used = 0, n_capped = 0, n_failed = 0, n_missing = 0, n_nonpositive = 0;
   int n_uncertified = 0;
@@ -157,6 +162,17 @@ struct RateFit {
 /// Fit the rate of one loss table. Never throws for too little data (fitted =
 /// false with a note); throws InvalidArgument for a malformed table or options.
 RateFit fit_rate(const LossTable& table, const RateFitOptions& opt = {});
+
+/// The difference of two fitted exponents, b.exponent - a.exponent, with the
+/// percentile interval (level) of the draw-by-draw differences of their
+/// bootstrap exponents: the test of "a's error falls more slowly than b's"
+/// that two overlapping intervals cannot give. Unavailable (nullopt) without
+/// bootstrap draws or with different numbers of them.
+struct ExponentDifference {
+  double difference = 0;
+  Interval ci;
+};
+std::optional<ExponentDifference> exponent_difference(const RateFit& a, const RateFit& b, double level);
 
 /// The rows fit_rate uses (same accounting), e.g. for plotting.
 LossTable usable_rows(const LossTable& table, bool exclude_capped);
