@@ -310,16 +310,31 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
 
 }  // namespace
 
+namespace {
+FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth,
+                   bool with_certificate);
+}
+
 GaussianMoE split_base_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt) {
   if (opt.n_experts < 2) throw InvalidArgument("split init: needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
   FitOptions bo = opt;
   bo.n_experts = opt.n_experts - 1;
-  bo.init = InitSpec{};  // k-means starts: one per split start, at least two (one for a single expert)
   int split_starts = 0;
   for (int s = 0; s < opt.n_starts; ++s) split_starts += opt.init.kind_of_start(static_cast<std::size_t>(s)) == InitKind::split;
-  bo.n_starts = bo.n_experts < 2 ? 1 : std::max(2, split_starts);
+  if (bo.n_experts < 3) {
+    // k-means starts: one per split start, at least two (one for a single expert).
+    bo.init = InitSpec{};
+    bo.n_starts = bo.n_experts < 2 ? 1 : std::max(2, split_starts);
+  } else {
+    // A base of three or more experts may itself be over-fitted, with the many
+    // maxima split starts avoid: fit it the same way, recursively down to a
+    // two-expert base. Its own starts: k-means and split alternating, one split
+    // start per atom of its base, and at least as many starts as split starts here.
+    bo.init = InitSpec::parse("kmeans+split");
+    bo.n_starts = std::max(2 * static_cast<int>(bo.n_experts - 1), split_starts);
+  }
   bo.seed = derive_seed(opt.seed, {0x5b117ULL, static_cast<std::uint64_t>(bo.n_experts)});
-  return fit(X, y, bo).model;
+  return fit_impl(X, y, bo, nullptr, false).model;
 }
 
 namespace {
@@ -391,6 +406,15 @@ MOERATE_REGISTER_ESTIMATOR("em", "maximum likelihood by EM (Newton gate M-step, 
                            });
 
 FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth) {
+  return fit_impl(X, y, opt, truth, true);
+}
+
+namespace {
+
+/// fit(); `with_certificate` false skips the certificate (a split start's base
+/// fit is a start, not an estimate).
+FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth,
+                   bool with_certificate) {
   opt.validate();
   if (X.n_cols != y.n_elem) throw InvalidArgument("fit: X and y have different numbers of observations");
   if (!opt.covariates.shared() && X.n_rows != opt.covariates.dim())
@@ -528,11 +552,14 @@ FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, 
   co.score_tol = opt.em.score_tol;
   co.variance_floor_abs = r.em.variance_floor_abs;
   if (opt.em.bounds.any()) co.box = opt.em.bounds.box(m);
-  r.certificate = certify(m, X, y, r.stop_reason, r.iterations, runs[best].em.ll_change, runs[best].max_decrease,
-                          r.n_params, co);
+  if (with_certificate)
+    r.certificate = certify(m, X, y, r.stop_reason, r.iterations, runs[best].em.ll_change, runs[best].max_decrease,
+                            r.n_params, co);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
+
+}  // namespace
 
 json FitResult::to_json() const {
   json j = model.to_json();

@@ -331,6 +331,48 @@ TEST_CASE("split starts: truth-free, each splits another atom of the (k-1)-exper
   CHECK_THROWS_AS(fit(s.X, s.y, fo), InvalidArgument);
 }
 
+TEST_CASE("split starts of k >= 4 split a base fitted with kmeans+split itself, down to a two-expert base") {
+  const GaussianMoE truth = experiment_a();  // k* = 2
+  const Sim s = simulate(truth, 400, 40);    // seed 40
+  FitOptions fo;
+  fo.n_experts = 4;
+  fo.n_starts = 6;  // 3 k-means, 3 split
+  fo.threads = 1;
+  fo.init = InitSpec::parse("kmeans+split");
+  const GaussianMoE base = split_base_model(s.X, s.y, fo);
+  REQUIRE(base.n_experts() == 3);
+  // The documented options: kmeans+split with one split start per atom of its own
+  // (two-expert) base, as many k-means starts, and the derived seed.
+  FitOptions bo = fo;
+  bo.n_experts = 3;
+  bo.n_starts = 4;
+  bo.seed = derive_seed(fo.seed, {0x5b117ULL, 3});
+  const FitResult rb = fit(s.X, s.y, bo);
+  CHECK(base.log_likelihood(s.X, s.y) == rb.log_likelihood);
+  REQUIRE(rb.starts.size() == 4);
+  CHECK(rb.starts[1].init == "split");
+  CHECK(rb.starts[3].init == "split");
+  // Its split starts split the best of two k-means starts of a two-expert fit.
+  FitOptions b2 = bo;
+  b2.n_experts = 2;
+  b2.n_starts = 2;
+  b2.init = InitSpec{};
+  b2.seed = derive_seed(bo.seed, {0x5b117ULL, 2});
+  const GaussianMoE base2 = split_base_model(s.X, s.y, bo);
+  CHECK(base2.log_likelihood(s.X, s.y) == fit(s.X, s.y, b2).log_likelihood);
+  // Each start of the base climbs from its start to no more than the base's maximum.
+  for (const auto& st : rb.starts) {
+    CHECK(st.objective >= st.objective_initial - 1e-8);
+    CHECK(st.objective <= rb.log_likelihood + 1e-8);
+  }
+  // The fit itself: thread-count independent, EM monotone.
+  const FitResult r1 = fit(s.X, s.y, fo);
+  fo.threads = 2;
+  const FitResult r2 = fit(s.X, s.y, fo);
+  CHECK(arma::approx_equal(r1.model.flat_params(), r2.model.flat_params(), "absdiff", 0.0));
+  for (const auto& st : r1.starts) CHECK(st.max_decrease <= 1e-8);
+}
+
 TEST_CASE("fit's k-means phase (one shared standardised copy) gives each start the start initial_model gives") {
   const GaussianMoE truth = experiment_a();
   const Sim s = simulate(truth, 500, 38);  // seed 38
