@@ -284,9 +284,11 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
       return near_truth_model(*truth, X, opt, rng, start_index);
     }
     case InitKind::split: {
-      if (k < 2) throw InvalidArgument("split init: needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
       std::optional<GaussianMoE> own;
-      if (!split_base) split_base = &own.emplace(split_base_model(X, y, opt));
+      if (!split_base) split_base = &own.emplace(split_base_model(X, y, opt));  // checks k >= 2
+      if (split_base->n_experts() + 1 != k)
+        throw InvalidArgument("split init: the base has " + std::to_string(split_base->n_experts()) +
+                              " experts; a split start of k = " + std::to_string(k) + " needs k - 1");
       GaussianMoE m = near_truth_model(*split_base, X, opt, rng, opt.init.pattern_of_start(start_index));
       // The base may sit on a bound, and the perturbation may leave the box: clamp.
       if (opt.em.bounds.any()) m.set_flat_params(opt.em.bounds.box(m).clamp(m.flat_params()));

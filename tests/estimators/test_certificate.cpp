@@ -316,6 +316,12 @@ TEST_CASE("split starts: truth-free, each splits another atom of the (k-1)-exper
     const GaussianMoE own = initial_model(s.X, s.y, fo, rng2, nullptr, r);  // fits its own base
     CHECK(arma::approx_equal(own.flat_params(), m.flat_params(), "absdiff", 0.0));
   }
+  {  // a base of the wrong size is refused
+    Rng rng(37);
+    FitOptions f4 = fo;
+    f4.n_experts = 4;
+    CHECK_THROWS_AS(initial_model(s.X, s.y, f4, rng, nullptr, 0, &base), InvalidArgument);
+  }
   // A fit with kmeans+split starts: the same numbers for 1 and 2 threads, each start labelled by its kind.
   fo.init = InitSpec::parse("kmeans+split");
   fo.n_starts = 4;
