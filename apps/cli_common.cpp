@@ -99,6 +99,45 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
+void add_em_options(CLI::App* cmd, EmCliOptions& o) {
+  cmd->add_option("--max-iter", o.max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str()
+      ->check(whole(1, 100000000));
+  cmd->add_option("--abs-tol", o.abs_tol, "Converged when |change of the log-likelihood| is below this (nats) ...")
+      ->capture_default_str();
+  cmd->add_option("--score-tol", o.score_tol,
+                  "... and the score statistic (remaining Newton step, in standard errors) is below this")
+      ->capture_default_str();
+  cmd->add_option("--tol", o.tol,
+                  "Also stop on the literature's relative rule |dl| < tol |l| (e.g. 1e-6; 0 = off; loosens with n)")
+      ->capture_default_str();
+  cmd->add_option("--accelerate", o.accelerate,
+                  "EM acceleration: squarem-newton (SQUAREM, Newton steps where EM crawls) | squarem | none")
+      ->capture_default_str();
+  cmd->add_option("--ridge", o.ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
+      ->capture_default_str();
+  cmd->add_option("--variance-floor", o.variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
+}
+
+void apply_em_options(const EmCliOptions& o, EMOptions& em) {
+  check_range("--max-iter", o.max_iter, 1, 100000000);
+  check_range("--tol", o.tol, 0, 1);
+  check_range("--abs-tol", o.abs_tol, 0, 1e300);
+  check_range("--score-tol", o.score_tol, 0, 1e300);
+  check_range("--ridge", o.ridge, 0, 1e12);
+  check_range("--variance-floor", o.variance_floor, 0, 1e6);
+  em.max_iter = o.max_iter;
+  em.tol = o.tol;
+  em.abs_tol = o.abs_tol;
+  em.score_tol = o.score_tol;
+  em.gate.ridge = o.ridge;
+  em.variance_floor = o.variance_floor;
+  try {
+    em.accelerate = parse_acceleration(o.accelerate);
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+}
+
 CLI::Option* add_gate_x_option(CLI::App* cmd, std::vector<std::string>& gate_x) {
   return cmd->add_option("--gate-x", gate_x,
                          "Gate covariate columns (default: the --x columns); the experts read --x, the gate these")

@@ -65,6 +65,25 @@ CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::stri
 
 }  // namespace moerate::cli
 
+#include "moerate/estimators/em.hpp"
+
+namespace moerate::cli {
+
+/// The EM stopping and M-step options fit and select share: --max-iter,
+/// --abs-tol, --score-tol, --tol, --accelerate, --ridge, --variance-floor.
+struct EmCliOptions {
+  int max_iter = EMOptions{}.max_iter;
+  double tol = 0, abs_tol = EMOptions{}.abs_tol, score_tol = EMOptions{}.score_tol;
+  double ridge = 0.0, variance_floor = 1e-6;
+  std::string accelerate = "squarem-newton";
+};
+void add_em_options(CLI::App* cmd, EmCliOptions& o);
+/// Range checks (UsageError naming the option), then the values into `em`
+/// (an unknown --accelerate is a UsageError).
+void apply_em_options(const EmCliOptions& o, EMOptions& em);
+
+}  // namespace moerate::cli
+
 namespace moerate {
 class GaussianMoE;
 }

@@ -28,11 +28,9 @@ void add_fit_command(CLI::App& app) {
     std::string data, out, y, se_csv, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
     std::vector<std::string> x, gate_x;
     std::size_t k = 0;
-    int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
-    double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
-    double ridge = 0.0, variance_floor = 1e-6;
+    int starts = 10, threads = 0;
+    moerate::cli::EmCliOptions em;
     int gate_steps = moerate::GateMStepOptions{}.max_steps;
-    std::string accelerate = "squarem-newton";
     std::string response = "gaussian";
     moerate::ParameterBounds bounds;
     std::uint64_t seed = 1;
@@ -55,17 +53,7 @@ void add_fit_command(CLI::App& app) {
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed (echoed in the output)");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans | split | model:FILE | near-truth:TRUTH.json | a cycle such as kmeans+split")
       ->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps (M-steps; a SQUAREM cycle counts 3)")->capture_default_str()
-      ->check(moerate::cli::whole(1, 100000000));
-  cmd->add_option("--abs-tol", o->abs_tol, "Converged when |change of the log-likelihood| is below this (nats) ...")
-      ->capture_default_str();
-  cmd->add_option("--score-tol", o->score_tol,
-                  "... and the score statistic (remaining Newton step, in standard errors) is below this")
-      ->capture_default_str();
-  cmd->add_option("--tol", o->tol,
-                  "Also stop on the literature's relative rule |dl| < tol |l| (e.g. 1e-6; 0 = off; loosens with n)")
-      ->capture_default_str();
-  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem-newton (SQUAREM, Newton steps where EM crawls) | squarem | none")->capture_default_str();
+  moerate::cli::add_em_options(cmd, o->em);
   cmd->add_option("--bound-gate-intercept", o->bounds.gate_intercept, "Compact parameter space: |beta0| <= this");
   cmd->add_option("--bound-gate-slope", o->bounds.gate_slope, "|beta1| (or Laplace |w|) <= this, per coordinate");
   cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");
@@ -74,9 +62,6 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--gate-steps", o->gate_steps,
                   "Newton steps at most per gate M-step (a generalised EM with fewer; the fixed points are the same)")
       ->capture_default_str();
-  cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
-      ->capture_default_str();
-  cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads for parallel starts (0 = all cores); results do not depend on it")
       ->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default y)");
@@ -98,14 +83,9 @@ void add_fit_command(CLI::App& app) {
     }
     moerate::cli::check_range("--experts", double(o->k), 1, 1000);
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
-    moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
-    moerate::cli::check_range("--tol", o->tol, 0, 1);
-    moerate::cli::check_range("--abs-tol", o->abs_tol, 0, 1e300);
-    moerate::cli::check_range("--score-tol", o->score_tol, 0, 1e300);
-    moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
     moerate::cli::check_range("--gate-steps", o->gate_steps, 1, 1000);
-    moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::FitOptions fo;
+    moerate::cli::apply_em_options(o->em, fo.em);
     fo.n_experts = o->k;
     try {
       fo.expert = moerate::parse_family_spec(o->expert);
@@ -121,16 +101,9 @@ void add_fit_command(CLI::App& app) {
     fo.n_starts = o->starts;
     fo.seed = o->seed;
     fo.threads = o->threads;
-    fo.em.max_iter = o->max_iter;
-    fo.em.tol = o->tol;
-    fo.em.abs_tol = o->abs_tol;
-    fo.em.score_tol = o->score_tol;
     fo.em.bounds = o->bounds;
-    fo.em.gate.ridge = o->ridge;
     fo.em.gate.max_steps = o->gate_steps;
-    fo.em.variance_floor = o->variance_floor;
     try {
-      fo.em.accelerate = moerate::parse_acceleration(o->accelerate);
       fo.validate();
       moerate::make_gating(fo.gating, fo.n_experts, 1);
       moerate::make_expert_family(fo.expert, 1);
@@ -152,13 +125,13 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["x_columns"] = DD.x_columns;
     j["fit"]["gate_x_columns"] = DD.gate_x_columns;
     j["fit"]["y_column"] = D.y_name;
-    j["fit"]["max_iter"] = o->max_iter;
-    j["fit"]["tol"] = o->tol;
-    j["fit"]["abs_tol"] = o->abs_tol;
-    j["fit"]["score_tol"] = o->score_tol;
-    j["fit"]["accelerate"] = o->accelerate;
+    j["fit"]["max_iter"] = o->em.max_iter;
+    j["fit"]["tol"] = o->em.tol;
+    j["fit"]["abs_tol"] = o->em.abs_tol;
+    j["fit"]["score_tol"] = o->em.score_tol;
+    j["fit"]["accelerate"] = o->em.accelerate;
     j["fit"]["bounds"] = o->bounds.to_json();
-    j["fit"]["ridge"] = o->ridge;
+    j["fit"]["ridge"] = o->em.ridge;
     std::string se_table, se_csv_text;
     if (o->se) {
       if (r.model.kind() != moerate::ModelKind::gaussian)

@@ -14,10 +14,9 @@ void add_select_command(CLI::App& app) {
   struct Opts {
     std::string data, out, csv, plot, y, experts, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
     std::vector<std::string> x, gate_x;
-    int starts = 10, max_iter = moerate::EMOptions{}.max_iter, threads = 0;
-    double tol = 0, abs_tol = moerate::EMOptions{}.abs_tol, score_tol = moerate::EMOptions{}.score_tol;
-    double ridge = 0.0, variance_floor = 1e-6, tiny_variance = moerate::SelectOptions{}.tiny_variance;
-    std::string accelerate = "squarem-newton";
+    int starts = 10, threads = 0;
+    moerate::cli::EmCliOptions em;
+    double tiny_variance = moerate::SelectOptions{}.tiny_variance;
     std::uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -31,14 +30,7 @@ void add_select_command(CLI::App& app) {
       ->capture_default_str()->check(moerate::cli::whole(1, 100000));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed: the fit of each k is the one 'moerate fit -k K --seed S' gives");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans")->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Cap on EM steps")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
-  cmd->add_option("--abs-tol", o->abs_tol, "Converged when |change of the log-likelihood| is below this (nats) ...")
-      ->capture_default_str();
-  cmd->add_option("--score-tol", o->score_tol, "... and the score statistic is below this")->capture_default_str();
-  cmd->add_option("--tol", o->tol, "Also stop on the relative rule |dl| < tol |l| (0 = off)")->capture_default_str();
-  cmd->add_option("--accelerate", o->accelerate, "EM acceleration: squarem-newton (SQUAREM, Newton steps where EM crawls) | squarem | none")->capture_default_str();
-  cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters")->capture_default_str();
-  cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
+  moerate::cli::add_em_options(cmd, o->em);
   cmd->add_option("--tiny-variance", o->tiny_variance,
                   "A fit with a variance below this times var(y) is degenerate (never picked silently)")
       ->capture_default_str();
@@ -71,13 +63,9 @@ void add_select_command(CLI::App& app) {
     }
     if (so.k_max > 1000) throw moerate::cli::UsageError("--experts: k must be at most 1000; got " + o->experts);
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
-    moerate::cli::check_range("--tol", o->tol, 0, 1);
-    moerate::cli::check_range("--abs-tol", o->abs_tol, 0, 1e300);
-    moerate::cli::check_range("--score-tol", o->score_tol, 0, 1e300);
-    moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
-    moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::cli::check_range("--tiny-variance", o->tiny_variance, 0, 1);
     auto& fo = so.fit;
+    moerate::cli::apply_em_options(o->em, fo.em);
     so.tiny_variance = o->tiny_variance;
     try {
       fo.expert = moerate::parse_family_spec(o->expert);
@@ -89,13 +77,6 @@ void add_select_command(CLI::App& app) {
       fo.n_starts = o->starts;
       fo.seed = o->seed;
       fo.threads = o->threads;
-      fo.em.max_iter = o->max_iter;
-      fo.em.tol = o->tol;
-      fo.em.abs_tol = o->abs_tol;
-      fo.em.score_tol = o->score_tol;
-      fo.em.gate.ridge = o->ridge;
-      fo.em.variance_floor = o->variance_floor;
-      fo.em.accelerate = moerate::parse_acceleration(o->accelerate);
       fo.n_experts = so.k_max;
       so.validate();
       moerate::make_gating(fo.gating, so.k_max, 1);
