@@ -76,7 +76,7 @@ void add_bench_command(CLI::App& app) {
   struct Opts {
     std::size_t n = 100000, d = 1, k = 2;
     std::string expert = "linear", gating = "softmax";
-    int iters = 20, gate_steps = 20;
+    int iters = 20, gate_steps = moerate::GateMStepOptions{}.max_steps;
     std::uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -88,7 +88,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--gating", o->gating, "Gating family")->capture_default_str();
   cmd->add_option("--iters", o->iters, "EM iterations to time")->capture_default_str()->check(moerate::cli::whole(1, 1000000));
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed");
-  cmd->add_option("--gate-steps", o->gate_steps, "Newton steps per gating M-step")->capture_default_str()->check(moerate::cli::whole(0, 100000));
+  cmd->add_option("--gate-steps", o->gate_steps, "Steps per gate M-step (0 = the family's default, as in fit)")->capture_default_str()->check(moerate::cli::whole(0, 100000));
   moerate::cli::set_example(cmd, "moerate bench --n 1000000 --d 8 --k 4 --expert linear --iters 10");
   cmd->callback([o]() {
     moerate::cli::configure_threads(1);

@@ -60,7 +60,7 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--nu-min", o->bounds.nu_min, "Variances >= this (besides the floor)");
   cmd->add_option("--nu-max", o->bounds.nu_max, "Variances <= this");
   cmd->add_option("--gate-steps", o->gate_steps,
-                  "Newton steps at most per gate M-step (a generalised EM with fewer; the fixed points are the same)")
+                  "Steps at most per gate M-step; 0 = the family's default: 1 Newton step for softmax-type gates (a generalised EM: the fixed points are the same, each EM step is cheaper), 20 L-BFGS iterations for the others")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads for parallel starts (0 = all cores); results do not depend on it")
       ->capture_default_str();
@@ -83,7 +83,7 @@ void add_fit_command(CLI::App& app) {
     }
     moerate::cli::check_range("--experts", double(o->k), 1, 1000);
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
-    moerate::cli::check_range("--gate-steps", o->gate_steps, 1, 1000);
+    moerate::cli::check_range("--gate-steps", o->gate_steps, 0, 1000);
     moerate::FitOptions fo;
     moerate::cli::apply_em_options(o->em, fo.em);
     fo.n_experts = o->k;

@@ -355,7 +355,8 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
   // the cheap convergence check below.
   arma::mat C_prev;
   double decrement_prev = arma::datum::inf;
-  for (int step = 0; step < opt.max_steps; ++step) {
+  const int max_steps = opt.steps_or(1);
+  for (int step = 0; step < max_steps; ++step) {
     const arma::vec theta = params();
     // Near the optimum (the previous decrement small, a full step taken, no
     // box) Newton's quadratic convergence makes the new decrement tiny; it is

@@ -11,7 +11,7 @@ namespace moerate {
 
 void GateMStepOptions::validate() const {
   if (!(ridge >= 0) || !std::isfinite(ridge)) fail("GateMStepOptions", "ridge", "must be >= 0", ridge);
-  if (max_steps < 1) fail("GateMStepOptions", "max_steps", "must be >= 1", max_steps);
+  if (max_steps < 0) fail("GateMStepOptions", "max_steps", "must be >= 0 (0 = the family's default)", max_steps);
   if (!(tol >= 0)) fail("GateMStepOptions", "tol", "must be >= 0", tol);
   if (!(newton_tol >= 0)) fail("GateMStepOptions", "newton_tol", "must be >= 0", newton_tol);
   if (max_halvings < 1) fail("GateMStepOptions", "max_halvings", "must be >= 1", max_halvings);
@@ -68,7 +68,7 @@ GateMStepResult Gating::m_step(const arma::mat& X, const arma::mat& R,
 
   lbfgs_parameter_t p;
   lbfgs_parameter_init(&p);
-  p.max_iterations = opt.max_steps;
+  p.max_iterations = opt.steps_or(20);
   p.epsilon = 1e-10;
   p.delta = opt.tol;
   p.past = 1;

@@ -232,6 +232,7 @@ Study Study::from_json(const json& j, const std::string& source_name) {
       st.fit.em.accelerate = parse_acceleration(get_or<std::string>(f, "accelerate", "squarem-newton", where));
       if (f.contains("bounds")) st.fit.em.bounds = ParameterBounds::from_json(f["bounds"], where + ".bounds");
       st.fit.em.gate.ridge = get_finite(f, "ridge", 0.0, where);
+      st.fit.em.gate.max_steps = static_cast<int>(get_int(f, "gate_steps", 0, 0, 1000, where));  // 0 = the family's default
       for (const char* key : {"tol", "abs_tol", "score_tol", "ridge"})
         if (f.contains(key) && f[key].get<double>() < 0) throw err(where + "." + key + ": must be >= 0; got " + f[key].dump());
       st.fit.threads = 1;  // parallelism is over tasks

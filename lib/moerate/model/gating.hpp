@@ -46,7 +46,10 @@ struct GateMStepOptions {
   double ridge = 0.0;          // L2 penalty on free gate parameters; keeps gates finite
                                // when a component empties (over-fitted fits). Default
                                // 0 = plain MLE, as in the literature.
-  int max_steps = 20;          // Newton / ascent steps per M-step (warm start makes few needed)
+  int max_steps = 0;           // steps per M-step; 0 = the family's default (steps_or): one Newton step
+                               // for Newton families (a generalised EM with the same fixed points; EM's
+                               // acceleration does the rest, and each EM step is cheaper), 20 L-BFGS
+                               // iterations for ascent families
   double tol = 1e-10;          // ascent families (L-BFGS): stop when the relative increase of Q falls below this
   double newton_tol = 1e-12;   // Newton families: stop when the Newton decrement (predicted increase of Q,
                                // nats; scale-free) falls below this
@@ -55,6 +58,8 @@ struct GateMStepOptions {
                                // respect it by projected Newton (active set); other
                                // families are projected by EM afterwards
   void validate() const;
+  /// The cap on steps per M-step: max_steps, or the family's default when it is 0.
+  int steps_or(int family_default) const { return max_steps > 0 ? max_steps : family_default; }
 };
 
 /// Outcome of a gating M-step: Q before and after (after >= before always).
