@@ -154,34 +154,40 @@ struct QValue {
   double q = 0, scale = 0;
 };
 
-/// The gate at (beta0, beta1) in one pass over blocks: the weights P (k x n),
-/// and Q = sum R log P (ridge excluded, from the same exponentials) with its
-/// round-off scale.
-QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R,
-                     arma::mat& P) {
-  const std::size_t k = beta0.n_elem, n = X.n_cols;
-  P.set_size(k, n);
-  const arma::vec2 qs = reduce_blocks<arma::vec2>(n, arma::vec2(arma::fill::zeros),
-                                                  [&](arma::vec2& acc, std::size_t a, std::size_t b) {
-    const std::size_t B = b - a;
-    arma::mat S;  // k x B scores
-    gate_scores(beta0, beta1, X, a, b, S);
-    arma::vec sums(B, arma::fill::none), lses(B, arma::fill::none);
-    log_sum_exp_block(S.memptr(), k, B, P.colptr(a), sums.memptr(), lses.memptr());
-    for (std::size_t i = 0; i < B; ++i) {
-      const double* sc = S.colptr(i);
-      double* pr = P.colptr(a + i);
-      const double* r = R.colptr(a + i);
-      const double sum = sums[i], lse = lses[i];
-      for (std::size_t j = 0; j < k; ++j) {
-        pr[j] /= sum;
-        if (r[j] != 0) {  // 0 * log 0 counts as 0
-          const double rl = r[j] * (sc[j] - lse);
-          acc[0] += rl;
-          acc[1] += std::abs(rl);
-        }
+/// The gate at (beta0, beta1) over the columns a..b-1: the weights into Pb
+/// (k x (b - a), column-major) and Q's part sum R log P (ridge excluded, from
+/// the same exponentials) with its round-off scale added to acc.
+void gate_weights_block(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R,
+                        std::size_t a, std::size_t b, double* Pb, arma::vec2& acc) {
+  const std::size_t k = beta0.n_elem, B = b - a;
+  arma::mat S;  // k x B scores
+  gate_scores(beta0, beta1, X, a, b, S);
+  arma::vec sums(B, arma::fill::none), lses(B, arma::fill::none);
+  log_sum_exp_block(S.memptr(), k, B, Pb, sums.memptr(), lses.memptr());
+  for (std::size_t i = 0; i < B; ++i) {
+    const double* sc = S.colptr(i);
+    double* pr = Pb + i * k;
+    const double* r = R.colptr(a + i);
+    const double sum = sums[i], lse = lses[i];
+    for (std::size_t j = 0; j < k; ++j) {
+      pr[j] /= sum;
+      if (r[j] != 0) {  // 0 * log 0 counts as 0
+        const double rl = r[j] * (sc[j] - lse);
+        acc[0] += rl;
+        acc[1] += std::abs(rl);
       }
     }
+  }
+}
+
+/// Q at (beta0, beta1) in one pass over blocks (ridge excluded), with its
+/// round-off scale. The weights live one block at a time: no k x n matrix.
+QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R) {
+  const std::size_t k = beta0.n_elem;
+  const arma::vec2 qs = reduce_blocks<arma::vec2>(X.n_cols, arma::vec2(arma::fill::zeros),
+                                                  [&](arma::vec2& acc, std::size_t a, std::size_t b) {
+    arma::mat Pb(k, b - a, arma::fill::none);
+    gate_weights_block(beta0, beta1, X, R, a, b, Pb.memptr(), acc);
   });
   return QValue{qs[0], qs[1]};
 }
@@ -190,9 +196,11 @@ QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma:
 struct GateDerivatives {
   arma::vec g;
   arma::mat H;
+  arma::vec2 q{arma::fill::zeros};  // Q (ridge excluded) and its round-off scale, when the pass computes them
   GateDerivatives& operator+=(const GateDerivatives& o) {
     g += o.g;
     H += o.H;
+    q += o.q;
     return *this;
   }
 };
@@ -209,7 +217,7 @@ struct GateDerivatives {
 /// unrolled: for d = 1 they have two or three trips, and a general loop's
 /// set-up costs more than its work), 0 otherwise.
 template <std::size_t QD>
-[[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const arma::mat& P,
+[[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const double* Pb,
                                                           std::size_t a, std::size_t b, double* g, double* H) {
   constexpr std::size_t kMax = kLoopDerivativesMaxP;
   const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, d = qd - 1, kf = R.n_rows - 1, p = kf * qd;
@@ -218,7 +226,7 @@ template <std::size_t QD>
   v[0] = 1;
   for (std::size_t i = a; i < b; ++i) {
     const double* x = X.colptr(i);
-    const double* pr = P.colptr(i);
+    const double* pr = Pb + (i - a) * (kf + 1);
     const double* r = R.colptr(i);
     const double si = arma::arrayops::accumulate(r, kf + 1);  // s_i = sum_j R_ij, as arma::sum(R, 0)
     for (std::size_t u = 0; u < d; ++u) v[u + 1] = x[u];
@@ -249,13 +257,13 @@ template <std::size_t QD>
 
 #define MOERATE_GATE_DERIVATIVES_BODY                                 \
   switch (X.n_rows) {                                                 \
-    case 1: return add_gate_derivatives_qd<2>(X, R, P, a, b, g, H); \
-    case 2: return add_gate_derivatives_qd<3>(X, R, P, a, b, g, H); \
-    case 3: return add_gate_derivatives_qd<4>(X, R, P, a, b, g, H); \
-    default: return add_gate_derivatives_qd<0>(X, R, P, a, b, g, H); \
+    case 1: return add_gate_derivatives_qd<2>(X, R, Pb, a, b, g, H); \
+    case 2: return add_gate_derivatives_qd<3>(X, R, Pb, a, b, g, H); \
+    case 3: return add_gate_derivatives_qd<4>(X, R, Pb, a, b, g, H); \
+    default: return add_gate_derivatives_qd<0>(X, R, Pb, a, b, g, H); \
   }
 
-void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a,
+void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const double* Pb, std::size_t a,
                                std::size_t b, double* g, double* H) {
   MOERATE_GATE_DERIVATIVES_BODY
 }
@@ -265,22 +273,23 @@ void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const arm
 /// accumulation is element-wise, without FMA contraction in ISO C++ mode, so
 /// the sums are the same as the SSE2 build's).
 __attribute__((target("avx2"))) void add_gate_derivatives_avx2(const arma::mat& X, const arma::mat& R,
-                                                                const arma::mat& P, std::size_t a, std::size_t b,
+                                                                const double* Pb, std::size_t a, std::size_t b,
                                                                 double* g, double* H) {
   MOERATE_GATE_DERIVATIVES_BODY
 }
 #endif
 #undef MOERATE_GATE_DERIVATIVES_BODY
 
-void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a, std::size_t b,
+/// Pb: the gate's weights at the columns a..b-1 (k x (b - a), column-major).
+void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const double* Pb, std::size_t a, std::size_t b,
                           double* g, double* H) {
 #if defined(__x86_64__) && defined(__GNUC__)
   // Only the general loop (d > 3) gains from AVX2: the unrolled d <= 3 loops took
   // more instructions in the AVX2 build (callgrind, d = 1, k = 2: 199 M against 131 M).
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2 && X.n_rows > 3) return add_gate_derivatives_avx2(X, R, P, a, b, g, H);
+  if (avx2 && X.n_rows > 3) return add_gate_derivatives_avx2(X, R, Pb, a, b, g, H);
 #endif
-  add_gate_derivatives_sse2(X, R, P, a, b, g, H);
+  add_gate_derivatives_sse2(X, R, Pb, a, b, g, H);
 }
 
 /// The gradient and negative Hessian of Q over the columns a..b-1 into acc
@@ -290,15 +299,15 @@ void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const arma::ma
 ///               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
 /// with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
 /// Plain loops for few parameters, BLAS products over the block above.
-void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const arma::mat& P, std::size_t a,
+void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const double* Pw, std::size_t a,
                                 std::size_t b, GateDerivatives& acc) {
   const std::size_t k = R.n_rows, qd = X.n_rows + 1, d = X.n_rows, p = (k - 1) * qd;
   if (p <= kLoopDerivativesMaxP) {
-    add_gate_derivatives(X, R, P, a, b, acc.g.memptr(), acc.H.memptr());
+    add_gate_derivatives(X, R, Pw, a, b, acc.g.memptr(), acc.H.memptr());
     return;
   }
   const std::size_t B = b - a;
-  const arma::mat Pb = P.cols(a, b - 1);  // k x B
+  const arma::mat Pb(const_cast<double*>(Pw), k, B, false, true);  // k x B, read only
   const arma::mat Rb = R.cols(a, b - 1);
   const arma::rowvec sb = arma::sum(Rb, 0);  // s_i = sum_j R_ij
   arma::mat V(qd, B);
@@ -327,28 +336,53 @@ arma::mat SoftmaxGating::q_hessian(const arma::mat& X, const arma::mat& C) const
   const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
   const GateDerivatives der = reduce_blocks<GateDerivatives>(
       X.n_cols, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
-        add_gate_derivatives_block(X, C, P, a, b, acc);
+        add_gate_derivatives_block(X, C, P.colptr(a), a, b, acc);
       });
   return -arma::symmatu(der.H);
 }
 
 GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
                                       const GateMStepOptions& opt) {
-  // Newton/IRLS. Each step reuses the log weights of the accepted point, so a
-  // step costs one pass over the data for the gradient and Hessian and one
-  // evaluation of the gate per trial point.
+  // Newton/IRLS. Each step makes one pass over the data that computes the
+  // gate's weights block by block and from them Q, its gradient and Hessian
+  // (the weights are never stored: no k x n matrix), and one evaluation of Q
+  // per trial point.
   GateMStepResult res;
-  arma::mat P;
-  auto evaluate = [&](arma::mat& Po) {
-    QValue v = evaluate_gate(beta0_, beta1_, X, R, Po);
+  auto with_ridge = [&](QValue v) {
     if (opt.ridge > 0) v.q -= 0.5 * opt.ridge * arma::dot(params(), params());
     return v;
   };
-  QValue qv = evaluate(P);
-  res.q_before = res.q_after = qv.q;
-  if (k_ == 1) return res;
+  auto evaluate = [&]() { return with_ridge(evaluate_gate(beta0_, beta1_, X, R)); };
+  if (k_ == 1) {
+    res.q_before = res.q_after = evaluate().q;
+    return res;
+  }
   const std::size_t n = X.n_cols, qd = d_ + 1, p = n_params();
-  // s_i = sum_j R_ij is summed per block where it is needed (memory: no n-vector).
+  // One pass at the current parameters: Q, the gradient and (with `hessian`)
+  // the negative Hessian's upper triangle. s_i = sum_j R_ij is summed per block
+  // where it is needed (memory: no n-vector).
+  auto derivative_pass = [&](bool hessian) {
+    const GateDerivatives zero{arma::vec(p, arma::fill::zeros),
+                               hessian ? arma::mat(p, p, arma::fill::zeros) : arma::mat()};
+    return reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
+      arma::mat Pb(k_, b - a, arma::fill::none);
+      gate_weights_block(beta0_, beta1_, X, R, a, b, Pb.memptr(), acc.q);
+      if (hessian) {
+        add_gate_derivatives_block(X, R, Pb.memptr(), a, b, acc);
+      } else if (p <= kLoopDerivativesMaxP) {
+        add_gate_derivatives(X, R, Pb.memptr(), a, b, acc.g.memptr(), nullptr);
+      } else {
+        arma::mat V(qd, b - a);
+        V.row(0).ones();
+        V.rows(1, d_) = X.cols(a, b - 1);
+        const arma::mat Rb = R.cols(a, b - 1);
+        arma::mat D = Rb.rows(0, k_ - 2);
+        D -= Pb.rows(0, k_ - 2).eval().each_row() % arma::sum(Rb, 0);
+        acc.g += arma::vectorise(V * D.t());
+      }
+    });
+  };
+  QValue qv;
   const arma::vec theta_start = params();
   const bool boxed = !opt.lower.is_empty();
   // Cholesky factor of the last full Hessian and the decrement it gave, for
@@ -364,31 +398,16 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     // little over such a step, saving the Hessian pass that would only confirm
     // convergence.
     if (!boxed && !C_prev.is_empty() && decrement_prev < 1e-4) {
-      const arma::vec g0 = reduce_blocks<arma::vec>(n, arma::vec(p, arma::fill::zeros),
-                                                    [&](arma::vec& acc, std::size_t a, std::size_t b) {
-        if (p <= kLoopDerivativesMaxP) {
-          add_gate_derivatives(X, R, P, a, b, acc.memptr(), nullptr);
-          return;
-        }
-        arma::mat V(qd, b - a);
-        V.row(0).ones();
-        V.rows(1, d_) = X.cols(a, b - 1);
-        const arma::mat Rb = R.cols(a, b - 1);
-        arma::mat D = Rb.rows(0, k_ - 2);
-        D -= P.submat(0, a, k_ - 2, b - 1).eval().each_row() % arma::sum(Rb, 0);
-        acc += arma::vectorise(V * D.t());
-      });
-      arma::vec gr = g0;
+      arma::vec gr = derivative_pass(false).g;
       if (opt.ridge > 0) gr -= opt.ridge * theta;
       const arma::vec z = arma::solve(arma::trimatl(C_prev), gr);
       if (0.5 * arma::dot(z, z) <= opt.newton_tol) break;
     }
-    // One pass over blocks of observations (add_gate_derivatives_block).
-    const GateDerivatives zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
-    GateDerivatives der = reduce_blocks<GateDerivatives>(
-        n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
-          add_gate_derivatives_block(X, R, P, a, b, acc);
-        });
+    GateDerivatives der = derivative_pass(true);
+    if (step == 0) {  // Q at the start, from the same pass
+      qv = with_ridge(QValue{der.q[0], der.q[1]});
+      res.q_before = res.q_after = qv.q;
+    }
     arma::vec g = std::move(der.g);
     arma::mat Hn = arma::symmatu(der.H);
     if (opt.ridge > 0) {
@@ -452,10 +471,7 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      // The trial's weights go straight into P (memory: one k x n matrix, not
-      // two): P is read again only after a trial is accepted, and a rejected
-      // trial ends in a later trial or in the end of the M-step.
-      const QValue qc = evaluate(P);
+      const QValue qc = evaluate();
       if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
         qv = qc;
         res.steps++;
