@@ -116,6 +116,11 @@ void add_em_options(CLI::App* cmd, EmCliOptions& o) {
   cmd->add_option("--ridge", o.ridge, "L2 penalty on gate parameters (keeps gates finite in over-fitted fits)")
       ->capture_default_str();
   cmd->add_option("--variance-floor", o.variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
+  cmd->add_option("--gate-steps", o.gate_steps,
+                  "Steps at most per gate M-step; 0 = the family's default: 1 Newton step for softmax-type gates (a "
+                  "generalised EM: the fixed points are the same, each EM step is cheaper), 20 L-BFGS iterations for the "
+                  "others")
+      ->capture_default_str();
 }
 
 void apply_em_options(const EmCliOptions& o, EMOptions& em) {
@@ -125,12 +130,14 @@ void apply_em_options(const EmCliOptions& o, EMOptions& em) {
   check_range("--score-tol", o.score_tol, 0, 1e300);
   check_range("--ridge", o.ridge, 0, 1e12);
   check_range("--variance-floor", o.variance_floor, 0, 1e6);
+  check_range("--gate-steps", o.gate_steps, 0, 1000);
   em.max_iter = o.max_iter;
   em.tol = o.tol;
   em.abs_tol = o.abs_tol;
   em.score_tol = o.score_tol;
   em.gate.ridge = o.ridge;
   em.variance_floor = o.variance_floor;
+  em.gate.max_steps = o.gate_steps;
   try {
     em.accelerate = parse_acceleration(o.accelerate);
   } catch (const std::exception& e) {

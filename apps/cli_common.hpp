@@ -76,6 +76,7 @@ struct EmCliOptions {
   double tol = 0, abs_tol = EMOptions{}.abs_tol, score_tol = EMOptions{}.score_tol;
   double ridge = 0.0, variance_floor = 1e-6;
   std::string accelerate = "squarem-newton";
+  int gate_steps = GateMStepOptions{}.max_steps;  // 0 = the gate family's default
 };
 void add_em_options(CLI::App* cmd, EmCliOptions& o);
 /// Range checks (UsageError naming the option), then the values into `em`

@@ -10,8 +10,9 @@ void add_bootstrap_command(CLI::App& app) {
   struct Opts {
     std::string data, model, out, y, estimator = "em";
     std::vector<std::string> x, gate_x;
-    int replicates = 200, threads = 0, starts = 2, max_iter = 1000;
-    double level = 0.95, tol = 1e-6, ridge = 0.0, variance_floor = 1e-6;
+    int replicates = 200, threads = 0, starts = 2;
+    double level = 0.95;
+    moerate::cli::EmCliOptions em;  // the refits stop as fit does (certified), unless told otherwise
     std::uint64_t seed = 1;
     bool quiet = false;
   };
@@ -27,10 +28,7 @@ void add_bootstrap_command(CLI::App& app) {
   cmd->add_option("--level", o->level, "Interval level")->capture_default_str()->check(CLI::Range(0.5, 0.9999));
   cmd->add_option("--starts", o->starts, "k-means starts per replicate besides the model start")->capture_default_str()->check(moerate::cli::whole(0, 100000));
   cmd->add_option("--estimator", o->estimator, "Estimator (see 'moerate list')")->capture_default_str();
-  cmd->add_option("--max-iter", o->max_iter, "Iteration cap per refit")->capture_default_str()->check(moerate::cli::whole(1, 100000000));
-  cmd->add_option("--tol", o->tol, "Relative log-likelihood tolerance per refit")->capture_default_str();
-  cmd->add_option("--ridge", o->ridge, "L2 penalty on gate parameters in refits")->capture_default_str();
-  cmd->add_option("--variance-floor", o->variance_floor, "Variance floor, relative to var(y)")->capture_default_str();
+  moerate::cli::add_em_options(cmd, o->em);
   cmd->add_option("--y", o->y, "Response column (default y)");
   cmd->add_option("--x", o->x, "Covariate columns (default: the model's recorded columns, else all others)")->delimiter(',');
   auto* gate_x_opt = moerate::cli::add_gate_x_option(cmd, o->gate_x);
@@ -44,10 +42,6 @@ void add_bootstrap_command(CLI::App& app) {
     moerate::cli::check_out(o->out, {o->data, o->model});
     moerate::cli::check_range("--replicates", o->replicates, 1, 1000000);
     moerate::cli::check_range("--starts", o->starts, 0, 100000);
-    moerate::cli::check_range("--max-iter", o->max_iter, 1, 100000000);
-    moerate::cli::check_range("--tol", o->tol, 0, 1);
-    moerate::cli::check_range("--ridge", o->ridge, 0, 1e12);
-    moerate::cli::check_range("--variance-floor", o->variance_floor, 0, 1e6);
     moerate::BootstrapOptions bo;
     bo.replicates = o->replicates;
     bo.seed = o->seed;
@@ -55,10 +49,7 @@ void add_bootstrap_command(CLI::App& app) {
     bo.level = o->level;
     bo.kmeans_starts = o->starts;
     bo.estimator = o->estimator;
-    bo.em.max_iter = o->max_iter;
-    bo.em.tol = o->tol;
-    bo.em.gate.ridge = o->ridge;
-    bo.em.variance_floor = o->variance_floor;
+    moerate::cli::apply_em_options(o->em, bo.em);
     try {
       bo.validate();
     } catch (const std::exception& e) {

@@ -30,7 +30,6 @@ void add_fit_command(CLI::App& app) {
     std::size_t k = 0;
     int starts = 10, threads = 0;
     moerate::cli::EmCliOptions em;
-    int gate_steps = moerate::GateMStepOptions{}.max_steps;
     std::string response = "gaussian";
     moerate::ParameterBounds bounds;
     std::uint64_t seed = 1;
@@ -59,9 +58,6 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");
   cmd->add_option("--nu-min", o->bounds.nu_min, "Variances >= this (besides the floor)");
   cmd->add_option("--nu-max", o->bounds.nu_max, "Variances <= this");
-  cmd->add_option("--gate-steps", o->gate_steps,
-                  "Steps at most per gate M-step; 0 = the family's default: 1 Newton step for softmax-type gates (a generalised EM: the fixed points are the same, each EM step is cheaper), 20 L-BFGS iterations for the others")
-      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads for parallel starts (0 = all cores); results do not depend on it")
       ->capture_default_str();
   cmd->add_option("--y", o->y, "Response column (default y)");
@@ -83,7 +79,6 @@ void add_fit_command(CLI::App& app) {
     }
     moerate::cli::check_range("--experts", double(o->k), 1, 1000);
     moerate::cli::check_range("--starts", o->starts, 1, 100000);
-    moerate::cli::check_range("--gate-steps", o->gate_steps, 0, 1000);
     moerate::FitOptions fo;
     moerate::cli::apply_em_options(o->em, fo.em);
     fo.n_experts = o->k;
@@ -102,7 +97,6 @@ void add_fit_command(CLI::App& app) {
     fo.seed = o->seed;
     fo.threads = o->threads;
     fo.em.bounds = o->bounds;
-    fo.em.gate.max_steps = o->gate_steps;
     try {
       fo.validate();
       moerate::make_gating(fo.gating, fo.n_experts, 1);
