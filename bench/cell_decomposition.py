@@ -16,7 +16,8 @@ drift (e(s_B) = 0). This script measures each part with a bootstrap interval
 1/(2 p_B) can be traced to the cell's term decaying faster or slower than
 n^(-1/2) or to a block taking a growing or shrinking share of it.
 
-Rows with exactly one multi-atom cell are used (the k* + 1 studies have one).
+Rows with exactly one multi-atom cell are used (the k* + 1 studies have one), and of
+those the rows whose cell has the most common exponents (cell size, for linear experts).
 Block exponents p_B: linear experts p = rbar(m) for beta1 and b and rbar(m)/2
 for a and nu (rbar(2) = 4, rbar(3) = 6); other experts (strongly identifiable)
 p = 2 for every block. The family is read from the columns: a setting whose
@@ -122,6 +123,14 @@ def main():
                 d["s_" + B] = math.log(E[B] ** p[B] / total)
             d["p"] = p
             data.append(d)
+        # One exponent per block: keep the rows whose cell has the most common
+        # exponents (cells of different sizes have different p for linear experts).
+        if data:
+            key = lambda d: tuple(sorted(d["p"].items()))
+            counts = collections.Counter(key(d) for d in data)
+            common = counts.most_common(1)[0][0]
+            skipped += len(data) - counts[common]
+            data = [d for d in data if key(d) == common]
         if len({d["n"] for d in data}) < 2:
             print(f'setting "{setting}": fewer than two sample sizes with one multi-atom cell; skipped')
             continue

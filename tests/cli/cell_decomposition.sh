@@ -32,6 +32,11 @@ with open(sys.argv[1], "w", newline="") as fh:
                 for B in s:
                     r["m.cell1." + B] = (M / W * s[B]) ** (1 / p[B])
                 w.writerow(r)
+    # Cells of three atoms (other exponents for linear experts) are left out and counted.
+    for rep in range(3):
+        w.writerow({"setting": "linear k=3", "n": 3000, "rep": 100 + rep, "m.loss": 0.02, "m.multi": 0.01,
+                    "m.cell1.size": 3, "m.cell1.weight": 0.01, "m.cell2.size": 1, "m.cell1.beta1": 0.5,
+                    "m.cell1.b": 0.4, "m.cell1.a": 0.1, "m.cell1.c": "", "m.cell1.nu": 0.05})
 PY
 python3 "$S" "$T/res.csv" --bootstrap 200 >"$T/out" 2>"$T/err" || { cat "$T/err" >&2; fail "exit code"; }
 python3 - "$T/out" <<'PY' || { cat "$T/out" >&2; fail "decomposition"; }
@@ -49,6 +54,7 @@ for part in parts:
         m = re.match(r"\s+(beta1|b|a|c|nu)\s+(\d)\s+(-?[\d.]+) \[.*\]\s+([\d.]+)\s+([\d.]+)\s+(-?[\d.]+) \[", line)
         if m:
             got[(name, m.group(1))] = (int(m.group(2)), float(m.group(3)), float(m.group(6)))
+assert 'setting "linear k=3": 200 rows (3 skipped)' in text, text
 lin, tanh = "linear k=3", "tanh k=3"
 assert abs(got[(lin, "M")] - 0.5) < 0.05 and abs(got[(lin, "W")]) < 1e-6, got
 assert got[(lin, "beta1")][0] == 4 and got[(lin, "a")][0] == 2 and got[(lin, "nu")][0] == 2, got
