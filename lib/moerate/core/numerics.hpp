@@ -40,6 +40,16 @@ inline arma::mat exp_entries(arma::mat M) {
 }
 /// tanh in place, vectorised (SLEEF u10, at most 1.0 ulp; tanh(+-inf) = +-1).
 void tanh_inplace(double* x, std::size_t n);
+/// The instruction sets of the vectorised functions: the widest the CPU has is
+/// used; all give the same bits (tested).
+enum class VmathIsa { sse2, avx2, avx512f };
+VmathIsa vmath_isa();
+bool vmath_supported(VmathIsa isa);
+const char* vmath_isa_name(VmathIsa isa);
+/// The same functions on a given (supported) instruction set: for tests and benchmarks.
+void exp_inplace_with(VmathIsa isa, double* x, std::size_t n);
+void log_inplace_with(VmathIsa isa, double* x, std::size_t n);
+void tanh_inplace_with(VmathIsa isa, double* x, std::size_t n);
 
 /// Column-wise log-sum-exp of the k x B column-major array L (vectorised):
 /// E (k x B) = exp(L - m) with m the column's maximum, s = sum_j E_j and
