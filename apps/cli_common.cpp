@@ -19,8 +19,21 @@
 #endif
 
 extern "C" void openblas_set_num_threads(int);
+// OpenBLAS's pthread build starts its thread pool when the library loads (one
+// thread per further core), and the idle threads spin on sched_yield for about
+// 0.1 s before sleeping: `fit --threads 1` at n = 1e4, d = 8 used 1.8 CPUs
+// (224 ms CPU for 124 ms wall; 122 ms with OPENBLAS_NUM_THREADS=1). Shutting
+// the pool down after setting one BLAS thread removes that; OpenBLAS restarts
+// it by itself if a later call ever asks for threads. Weak: absent in other
+// OpenBLAS builds (then nothing is called).
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace moerate::cli {
+
+void single_threaded_blas() {
+  openblas_set_num_threads(1);
+  if (blas_thread_shutdown_ != nullptr) blas_thread_shutdown_();
+}
 
 int configure_threads(int threads) {
   if (threads < 0) throw UsageError("--threads: must be >= 0 (0 = all cores); got " + std::to_string(threads));
@@ -31,7 +44,7 @@ int configure_threads(int threads) {
   // Parallelism is at the level of starts, tasks and bootstrap replicates
   // (OpenMP); BLAS runs single-threaded so that results do not depend on the
   // thread count and threads are not oversubscribed.
-  openblas_set_num_threads(1);
+  single_threaded_blas();
 #ifdef _OPENMP
   if (threads > 0) omp_set_num_threads(threads);
 #endif

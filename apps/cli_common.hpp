@@ -37,6 +37,9 @@ inline void set_example(CLI::App* cmd, const std::string& example) {
 /// Most threads accepted; larger --threads values are capped (with a note on stderr).
 inline constexpr int kMaxThreads = 256;
 
+/// One BLAS thread, and OpenBLAS's idle thread pool (started when the library
+/// loads unless OPENBLAS_NUM_THREADS=1) shut down: called first thing in main.
+void single_threaded_blas();
 /// Number of threads: 0 -> OpenMP default. Applies omp_set_num_threads and
 /// makes OpenBLAS single-threaded inside parallel regions. A negative value
 /// is a UsageError; more than kMaxThreads is capped with a note. Returns the

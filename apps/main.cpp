@@ -30,6 +30,7 @@ void add_dendrogram_command(CLI::App&);
 
 int main(int argc, char** argv) {
   moerate::prefer_passive_openmp(argv);  // idle threads sleep (may re-execute once)
+  moerate::cli::single_threaded_blas();  // no spinning BLAS pool (cli_common.cpp)
   // Blocks of 16 MiB and more are mapped (and returned when freed), smaller
   // ones come from the heap and are reused. At 32 MiB (the largest value glibc
   // accepts) the k x n matrices of a fit at n = 1e6, k = 4 (30.5 MiB) came from

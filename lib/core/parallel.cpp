@@ -13,6 +13,9 @@ void prefer_passive_openmp(char** argv) {
   // libgomp reads its wait policy once, when it is loaded: the only way to
   // change the default is to start again with the variable set.
   if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  // BLAS runs single-threaded (see apps/cli_common.cpp): with this set before
+  // OpenBLAS loads, its thread pool is never started.
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
   execv("/proc/self/exe", argv);
   // execv returned: it failed; carry on with the active policy.
 #else

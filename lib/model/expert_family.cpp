@@ -49,10 +49,11 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
                                        const ExpertMStepOptions& opt) const {
   // Levenberg-Marquardt with Marquardt scaling; a step is accepted only if it
   // lowers the weighted sum of squares (generalised EM).
-  // Each candidate's Jacobian is computed with its mean (the accepted one's is the next step's).
+  // A candidate is judged by its mean alone; the Jacobian is computed at an
+  // accepted point when another step follows.
   ExpertMStepResult res;
   arma::rowvec h, hc;
-  arma::mat J, Jc;
+  arma::mat J;
   mean_and_jacobian(X, eta, h, J);
   double sse = residual_sse(y, h, w);
   res.sse_before = res.sse_after = sse;
@@ -66,7 +67,7 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
     arma::vec dA = A.diag();
     const double dmean = std::max(arma::mean(dA), 1e-300);
     for (auto& v : dA) v = std::max(v, 1e-12 * dmean);
-    bool accepted = false;
+    bool accepted = false, done = false;
     for (int t = 0; t < opt.lm_max_tries; ++t) {
       arma::mat M = A;
       M.diag() += lambda * dA;
@@ -76,25 +77,25 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
         const arma::vec delta = arma::solve(arma::trimatu(L.t()), z);
         const arma::vec cand = eta + delta;
         if (cand.is_finite()) {
-          mean_and_jacobian(X, cand, hc, Jc);
+          hc = mean(X, cand);
           const double s = residual_sse(y, hc, w);
           if (std::isfinite(s) && s < sse) {
             eta = cand;
             std::swap(h, hc);
-            std::swap(J, Jc);
             const double rel = (sse - s) / std::max(sse, 1e-300);
             sse = s;
             lambda = std::max(lambda / 10, 1e-12);
             accepted = true;
             res.accepted_steps++;
-            if (rel < 1e-12) step = opt.lm_steps;
+            done = rel < 1e-12;
             break;
           }
         }
       }
       lambda *= 10;
     }
-    if (!accepted) break;
+    if (!accepted || done || step + 1 == opt.lm_steps) break;
+    mean_and_jacobian(X, eta, h, J);
   }
   res.sse_after = sse;
   return res;
