@@ -4,6 +4,7 @@
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/core/parallel.hpp"
 
 namespace moerate {
 
@@ -39,30 +40,127 @@ arma::mat ExpertFamily::hessian(const arma::mat& X, const arma::vec& eta) const 
   return H;
 }
 
-static double residual_sse(const arma::rowvec& y, const arma::rowvec& h, const arma::rowvec& w) {
-  const arma::rowvec r = y - h;
-  return arma::accu(w % r % r);
+namespace {
+
+/// Columns a..b-1 of X as a matrix, without a copy.
+const arma::mat columns(const arma::mat& X, std::size_t a, std::size_t b) {
+  return arma::mat(const_cast<double*>(X.colptr(a)), X.n_rows, b - a, false, true);
 }
+
+double block_sse(const double* y, const double* h, const double* w, std::size_t B) {
+  double s = 0;
+  for (std::size_t i = 0; i < B; ++i) {
+    const double r = y[i] - h[i];
+    s += w[i] * r * r;
+  }
+  return s;
+}
+
+/// The Gauss-Newton system of the weighted least-squares problem at eta:
+/// A = sum_i w_i J_i J_i^T, g = sum_i w_i J_i r_i and the weighted sum of
+/// squares, in one pass over blocks of observations (reduce_blocks: the same
+/// numbers for every thread count). Only a block's Jacobian exists at a time
+/// (p x 2048), not a p x n matrix and its weighted copy.
+constexpr std::size_t kLoopMaxP = 16;
+
+struct LmSystem {
+  arma::mat A;
+  arma::vec g;
+  double sse = 0;
+  LmSystem& operator+=(const LmSystem& o) {
+    A += o.A;
+    g += o.g;
+    sse += o.sse;
+    return *this;
+  }
+};
+
+/// A += sum_i w_i J_i J_i^T (upper triangle) and g += sum_i w_i r_i J_i over
+/// the B columns of J (p x B), in local arrays (registers for small p; P > 0:
+/// p known at compile time, its loops unrolled).
+template <std::size_t P>
+void add_gauss_newton_p(std::size_t p_run, const double* __restrict J, const double* __restrict w,
+                        const double* __restrict r, std::size_t B, arma::mat& A, arma::vec& g) {
+  const std::size_t p = P > 0 ? P : p_run;
+  double Al[kLoopMaxP * (kLoopMaxP + 1) / 2] = {}, gl[kLoopMaxP] = {};
+  for (std::size_t i = 0; i < B; ++i) {
+    const double* Ji = J + i * p;
+    const double wi = w[i], wr = wi * r[i];
+    for (std::size_t v = 0, t = 0; v < p; ++v) {
+      const double wj = wi * Ji[v];
+      gl[v] += wr * Ji[v];
+      for (std::size_t u = 0; u <= v; ++u, ++t) Al[t] += wj * Ji[u];
+    }
+  }
+  for (std::size_t v = 0, t = 0; v < p; ++v) {
+    g[v] += gl[v];
+    for (std::size_t u = 0; u <= v; ++u, ++t) A(u, v) += Al[t];
+  }
+}
+
+void add_gauss_newton(std::size_t p, const double* J, const double* w, const double* r, std::size_t B, arma::mat& A,
+                      arma::vec& g) {
+  switch (p) {
+    case 2: return add_gauss_newton_p<2>(p, J, w, r, B, A, g);
+    case 3: return add_gauss_newton_p<3>(p, J, w, r, B, A, g);
+    case 4: return add_gauss_newton_p<4>(p, J, w, r, B, A, g);
+    default: return add_gauss_newton_p<0>(p, J, w, r, B, A, g);
+  }
+}
+
+LmSystem lm_system(const ExpertFamily& f, const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                   const arma::vec& eta) {
+  const std::size_t p = f.n_params();
+  const LmSystem zero{arma::mat(p, p, arma::fill::zeros), arma::vec(p, arma::fill::zeros), 0.0};
+  LmSystem sys = reduce_blocks<LmSystem>(X.n_cols, zero, [&](LmSystem& acc, std::size_t a, std::size_t b) {
+    const std::size_t B = b - a;
+    arma::rowvec h;
+    arma::mat J;
+    f.mean_and_jacobian(columns(X, a, b), eta, h, J);
+    arma::rowvec r(B, arma::fill::none);
+    for (std::size_t i = 0; i < B; ++i) r[i] = y[a + i] - h[i];
+    if (p <= kLoopMaxP) {
+      // Plain loops: for a few parameters a BLAS product over a 2048-column
+      // block is mostly call overhead (the upper triangle, then mirrored).
+      add_gauss_newton(p, J.memptr(), w.colptr(a), r.memptr(), B, acc.A, acc.g);
+    } else {
+      arma::mat JW = J;
+      for (std::size_t i = 0; i < B; ++i) JW.col(i) *= w[a + i];
+      acc.A += JW * J.t();
+      acc.g += JW * r.t();
+    }
+    acc.sse += block_sse(y.colptr(a), h.memptr(), w.colptr(a), B);
+  });
+  if (p <= kLoopMaxP) sys.A = arma::symmatu(sys.A);
+  return sys;
+}
+
+/// The weighted sum of squares at eta, by blocks (no n-vector of means).
+double blocked_sse(const ExpertFamily& f, const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
+                   const arma::vec& eta) {
+  return reduce_blocks<double>(X.n_cols, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
+    const arma::rowvec h = f.mean(columns(X, a, b), eta);
+    acc += block_sse(y.colptr(a), h.memptr(), w.colptr(a), b - a);
+  });
+}
+
+}  // namespace
 
 ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y,
                                        const arma::rowvec& w, arma::vec& eta,
                                        const ExpertMStepOptions& opt) const {
   // Levenberg-Marquardt with Marquardt scaling; a step is accepted only if it
-  // lowers the weighted sum of squares (generalised EM).
-  // A candidate is judged by its mean alone; the Jacobian is computed at an
-  // accepted point when another step follows.
+  // lowers the weighted sum of squares (generalised EM). Each step is one
+  // blocked pass for the Gauss-Newton system at the current point (lm_system)
+  // and one for each candidate's sum of squares (blocked_sse).
   ExpertMStepResult res;
-  arma::rowvec h, hc;
-  arma::mat J;
-  mean_and_jacobian(X, eta, h, J);
-  double sse = residual_sse(y, h, w);
+  LmSystem sys = lm_system(*this, X, y, w, eta);
+  double sse = sys.sse;
   res.sse_before = res.sse_after = sse;
   double lambda = opt.lm_lambda0;
   for (int step = 0; step < opt.lm_steps; ++step) {
-    const arma::rowvec r = y - h;
-    const arma::mat JW = J.each_row() % w;
-    const arma::mat A = JW * J.t();
-    const arma::vec g = JW * r.t();
+    const arma::mat& A = sys.A;
+    const arma::vec& g = sys.g;
     if (!A.is_finite() || !g.is_finite()) break;
     arma::vec dA = A.diag();
     const double dmean = std::max(arma::mean(dA), 1e-300);
@@ -77,11 +175,9 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
         const arma::vec delta = arma::solve(arma::trimatu(L.t()), z);
         const arma::vec cand = eta + delta;
         if (cand.is_finite()) {
-          hc = mean(X, cand);
-          const double s = residual_sse(y, hc, w);
+          const double s = blocked_sse(*this, X, y, w, cand);
           if (std::isfinite(s) && s < sse) {
             eta = cand;
-            std::swap(h, hc);
             const double rel = (sse - s) / std::max(sse, 1e-300);
             sse = s;
             lambda = std::max(lambda / 10, 1e-12);
@@ -95,7 +191,7 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
       lambda *= 10;
     }
     if (!accepted || done || step + 1 == opt.lm_steps) break;
-    mean_and_jacobian(X, eta, h, J);
+    sys = lm_system(*this, X, y, w, eta);
   }
   res.sse_after = sse;
   return res;
@@ -117,7 +213,7 @@ arma::vec ExpertFamily::initial(const arma::mat& X, const arma::rowvec& y, const
     arma::vec eta(n_params());
     for (auto& v : eta) v = rng.normal(0, 0.5);
     m_step(X, y, w, eta, opt);
-    const double s = residual_sse(y, mean(X, eta), w);
+    const double s = blocked_sse(*this, X, y, w, eta);
     if (s < best_sse) {
       best_sse = s;
       best = eta;
@@ -128,7 +224,7 @@ arma::vec ExpertFamily::initial(const arma::mat& X, const arma::rowvec& y, const
 
 double ExpertFamily::weighted_sse(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                                   const arma::vec& eta) const {
-  return residual_sse(y, mean(X, eta), w);
+  return blocked_sse(*this, X, y, w, eta);
 }
 
 arma::vec ExpertFamily::best_refined(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
