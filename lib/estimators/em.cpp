@@ -150,24 +150,26 @@ void em_step(GaussianMoE& model, const arma::mat& Xg, const arma::mat& Xe, const
       g.set_params(project_step(gate_old, proposed, lo, hi, q_of));
     }
   }
-  // Experts and variances.
+  // Experts and variances: all experts' M-steps at once (a family may share
+  // its passes over the data among them: ExpertFamily::m_step_all).
+  const arma::mat eta_old = model.eta();
+  const ExpertMStepAll all = model.experts().m_step_all(Xe, y, R, model.eta(), opt.expert);
   for (std::size_t j = 0; j < k; ++j) {
-    const arma::rowvec w = R.row(j);
-    const double wsum = arma::accu(w);
-    if (!(wsum > 1e-12)) continue;  // empty component: keep its expert
-    const arma::vec eta_old = model.eta().col(j);
-    arma::vec eta = eta_old;
-    const ExpertMStepResult er = model.experts().m_step(Xe, y, w, eta, opt.expert);
-    double sse = er.sse_after;  // the weighted sum of squares at eta
+    const double wsum = all.weight[j];
+    if (!(wsum > kEmptyExpertWeight)) continue;  // empty component: keep its expert
+    double sse = all.results[j].sse_after;  // the weighted sum of squares at eta
     if (!box.empty()) {
       const std::size_t o = pg + j * q;
       const arma::vec lo = box.lower.subvec(o, o + q - 1), hi = box.upper.subvec(o, o + q - 1);
-      const arma::vec proposed = eta;
-      eta = project_step(eta_old, eta, lo, hi,
-                         [&](const arma::vec& e) { return -model.experts().weighted_sse(Xe, y, w, e); });
-      if (!arma::approx_equal(eta, proposed, "absdiff", 0.0)) sse = model.experts().weighted_sse(Xe, y, w, eta);
+      const arma::vec proposed = model.eta().col(j);
+      if (!Box{lo, hi}.contains(proposed)) {
+        const arma::rowvec w = R.row(j);
+        const arma::vec eta = project_step(eta_old.col(j), proposed, lo, hi,
+                                           [&](const arma::vec& e) { return -model.experts().weighted_sse(Xe, y, w, e); });
+        if (!arma::approx_equal(eta, proposed, "absdiff", 0.0)) sse = model.experts().weighted_sse(Xe, y, w, eta);
+        model.eta().col(j) = eta;
+      }
     }
-    model.eta().col(j) = eta;
     const double nu = sse / wsum;
     // Q is unimodal in nu: clamping the maximiser gives the constrained maximiser.
     model.nu()[j] = std::clamp(nu, nu_lo, nu_hi);

@@ -69,15 +69,16 @@ struct NormalEquations {
 };
 
 /// Adds the upper triangle of sum_i w_i u_i u_i^T (Q x Q, column-major) and
-/// sum_i w_i y_i u_i over the columns a..b-1, u_i = (x_i, 1), Q = d + 1.
+/// sum_i w_i y_i u_i over the columns a..b-1, u_i = (x_i, 1), Q = d + 1. The
+/// weight of observation i is w[i * ws] (ws = k: a row of a k x n matrix).
 template <std::size_t Q>
-void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w, std::size_t a,
+void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, std::size_t a,
                           std::size_t b, double* A, double* rhs) {
   constexpr std::size_t d = Q - 1;
   double Al[Q * Q] = {}, bl[Q] = {}, u[Q];
   u[d] = 1;
   for (std::size_t i = a; i < b; ++i) {
-    const double wi = w[i];
+    const double wi = w[i * ws];
     const double* x = X.colptr(i);
     for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
     const double wy = wi * y[i];
@@ -91,33 +92,42 @@ void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const arma:
   for (std::size_t t = 0; t < Q; ++t) rhs[t] += bl[t];
 }
 
-}  // namespace
-
-arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
+/// The normal equations of the columns a..b-1 into (A, rhs), weights w[i * ws].
+/// Plain loops (BLAS wins above d = 3), unrolled for a fixed q; for larger q a
+/// BLAS product of U = (x_i, 1) sqrt(w_i) over the block (U0: the block's
+/// (x_i, 1) when the caller has it, else built here).
+void add_normal_equations_block(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws,
+                                std::size_t a, std::size_t b, arma::mat& A, arma::vec& rhs,
+                                const arma::mat* U0 = nullptr) {
   const std::size_t d = X.n_rows, q = d + 1;
-  // One pass over blocks of observations builds the normal equations ((d+1)^2 / 2
-  // multiply-adds per observation, against ~15x that for QR of a weighted copy).
-  const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
-  NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
-                                                                           std::size_t b) {
-    switch (q) {  // plain loops (BLAS wins above d = 3), unrolled for a fixed q
-      case 2: return add_normal_equations<2>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
-      case 3: return add_normal_equations<3>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
-      case 4: return add_normal_equations<4>(X, y, w, a, b, acc.A.memptr(), acc.b.memptr());
-      default: break;
-    }
-    arma::mat U(q, b - a);
+  switch (q) {
+    case 2: return add_normal_equations<2>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
+    case 3: return add_normal_equations<3>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
+    case 4: return add_normal_equations<4>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
+    default: break;
+  }
+  arma::rowvec sw(b - a, arma::fill::none);
+  for (std::size_t i = a; i < b; ++i) sw[i - a] = w[i * ws];
+  sw = arma::sqrt(sw);
+  arma::mat U;
+  if (U0 != nullptr) {
+    U = *U0;
+  } else {
+    U.set_size(q, b - a);
     U.rows(0, d - 1) = X.cols(a, b - 1);
     U.row(d).ones();
-    const arma::rowvec sw = arma::sqrt(w.cols(a, b - 1));
-    U.each_row() %= sw;
-    acc.A += U * U.t();
-    acc.b += U * (y.cols(a, b - 1) % sw).t();
-  });
+  }
+  U.each_row() %= sw;
+  A += U * U.t();
+  rhs += U * (y.cols(a, b - 1) % sw).t();
+}
+
+/// beta from the normal equations (A: upper triangle filled), after a
+/// conditioning check on the equilibrated system D A D, D = diag(A)^(-1/2):
+/// the error of beta grows like cond(A) eps, so above 1e8 (half the digits)
+/// it is left to the QR of the weighted design (empty result).
+arma::vec solve_normal_equations(NormalEquations ne) {
   ne.A = arma::symmatu(ne.A);
-  // Conditioning check on the equilibrated system D A D, D = diag(A)^(-1/2):
-  // the error of beta grows like cond(A) eps, so above 1e8 (half the digits)
-  // the QR of the weighted design decides instead.
   const arma::vec diag = ne.A.diag();
   if (diag.is_finite() && arma::all(diag > 0)) {
     const arma::vec dsc = 1 / arma::sqrt(diag);
@@ -129,6 +139,22 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
       if (beta.is_finite()) return beta;
     }
   }
+  return {};
+}
+
+}  // namespace
+
+arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w) {
+  const std::size_t q = X.n_rows + 1;
+  // One pass over blocks of observations builds the normal equations ((d+1)^2 / 2
+  // multiply-adds per observation, against ~15x that for QR of a weighted copy).
+  const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
+  const NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
+                                                                                 std::size_t b) {
+    add_normal_equations_block(X, y, w.memptr(), 1, a, b, acc.A, acc.b);
+  });
+  const arma::vec beta = solve_normal_equations(ne);
+  if (!beta.is_empty()) return beta;
   return weighted_least_squares_qr(X, y, w);
 }
 
@@ -166,6 +192,87 @@ ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y
     res.accepted_steps = 1;
   }
   return res;
+}
+
+namespace {
+
+/// Pass 1 of m_step_all: every expert's normal equations and weight.
+struct AllNormalEquations {
+  std::vector<NormalEquations> ne;
+  arma::vec weight;
+  AllNormalEquations& operator+=(const AllNormalEquations& o) {
+    for (std::size_t j = 0; j < ne.size(); ++j) ne[j] += o.ne[j];
+    weight += o.weight;
+    return *this;
+  }
+};
+
+}  // namespace
+
+ExpertMStepAll LinearExpert::m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
+                                        const ExpertMStepOptions&) const {
+  const std::size_t k = R.n_rows, q = d_ + 1, d = d_;
+  // Pass 1: the normal equations of all experts, reading each block of X once
+  // (per expert the same operations, in the same order, as weighted_least_squares).
+  AllNormalEquations zero{std::vector<NormalEquations>(k, NormalEquations{arma::mat(q, q, arma::fill::zeros),
+                                                                          arma::vec(q, arma::fill::zeros)}),
+                          arma::vec(k, arma::fill::zeros)};
+  const AllNormalEquations all = reduce_blocks<AllNormalEquations>(
+      X.n_cols, zero, [&](AllNormalEquations& acc, std::size_t a, std::size_t b) {
+        arma::mat U0;
+        if (q > 4) {
+          U0.set_size(q, b - a);
+          U0.rows(0, d - 1) = X.cols(a, b - 1);
+          U0.row(d).ones();
+        }
+        for (std::size_t j = 0; j < k; ++j) {
+          const double* w = R.memptr() + j;
+          double s = 0;
+          for (std::size_t i = a; i < b; ++i) s += w[i * k];
+          acc.weight[j] += s;
+          add_normal_equations_block(X, y, w, k, a, b, acc.ne[j].A, acc.ne[j].b, q > 4 ? &U0 : nullptr);
+        }
+      });
+  ExpertMStepAll out{std::vector<ExpertMStepResult>(k), all.weight};
+  std::vector<arma::vec> cand(k);
+  std::vector<char> active(k, 0);
+  for (std::size_t j = 0; j < k; ++j) {
+    if (!(all.weight[j] > kEmptyExpertWeight)) continue;
+    active[j] = 1;
+    cand[j] = solve_normal_equations(all.ne[j]);
+    if (cand[j].is_empty()) cand[j] = weighted_least_squares_qr(X, y, R.row(j));  // ill-conditioned: rare
+    if (cand[j].n_elem != q || !cand[j].is_finite()) cand[j] = eta.col(j);        // keep the old coefficients
+  }
+  // Pass 2: every active expert's sums of squares at the old and the new coefficients.
+  const arma::mat sse = reduce_blocks<arma::mat>(X.n_cols, arma::mat(2, k, arma::fill::zeros),
+                                                 [&](arma::mat& acc, std::size_t a, std::size_t b) {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (!active[j]) continue;
+      const double* e0 = eta.colptr(j);
+      const double* e1 = cand[j].memptr();
+      double s0 = 0, s1 = 0;
+      for (std::size_t i = a; i < b; ++i) {
+        const double wi = R(j, i);
+        const double r0 = y[i] - affine_value(e0, X.colptr(i), d);
+        const double r1 = y[i] - affine_value(e1, X.colptr(i), d);
+        s0 += wi * r0 * r0;
+        s1 += wi * r1 * r1;
+      }
+      acc(0, j) += s0;
+      acc(1, j) += s1;
+    }
+  });
+  for (std::size_t j = 0; j < k; ++j) {
+    if (!active[j]) continue;
+    ExpertMStepResult& r = out.results[j];
+    r.sse_before = r.sse_after = sse(0, j);
+    if (sse(1, j) <= sse(0, j)) {
+      eta.col(j) = cand[j];
+      r.sse_after = sse(1, j);
+      r.accepted_steps = 1;
+    }
+  }
+  return out;
 }
 
 json LinearExpert::to_json(const arma::vec& eta) const {

@@ -197,6 +197,21 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
   return res;
 }
 
+ExpertMStepAll ExpertFamily::m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                                        arma::mat& eta, const ExpertMStepOptions& opt) const {
+  const std::size_t k = R.n_rows;
+  ExpertMStepAll all{std::vector<ExpertMStepResult>(k), arma::vec(k)};
+  for (std::size_t j = 0; j < k; ++j) {
+    const arma::rowvec w = R.row(j);
+    all.weight[j] = arma::accu(w);
+    if (!(all.weight[j] > kEmptyExpertWeight)) continue;
+    arma::vec e = eta.col(j);
+    all.results[j] = m_step(X, y, w, e, opt);
+    eta.col(j) = e;
+  }
+  return all;
+}
+
 void ExpertFamily::validate(const arma::vec& eta, const std::string& where) const {
   if (eta.n_elem != n_params())
     fail(where, "expert parameter vector length", "must be " + std::to_string(n_params()), eta.n_elem);

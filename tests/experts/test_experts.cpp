@@ -161,6 +161,47 @@ TEST_CASE("ffn: a bias-free gelu M-step started on the wrong side of a = 0 reach
   CHECK(arma::approx_equal(e1, e2, "absdiff", 0.0));
 }
 
+TEST_CASE("m_step_all: every expert's M-step in shared passes gives each expert's own m_step, bit for bit") {
+  // LinearExpert shares its passes among the experts (loops for d <= 3, BLAS
+  // products above); the default (ffn) calls m_step per expert. An expert
+  // whose weights are all zero is left alone.
+  Rng rng(61);  // seed 61
+  const std::size_t n = 7000, k = 4;  // four blocks, the last one partial
+  for (const char* spec : {"linear", "ffn:tanh"}) {
+    for (const std::size_t d : {std::size_t(1), std::size_t(5)}) {
+      INFO("family " << std::string(spec) << ", d = " << d);
+      const auto f = make_expert_family(parse_family_spec(spec), d);
+      arma::mat X(d, n), R(k, n), eta(f->n_params(), k);
+      arma::rowvec y(n);
+      for (auto& v : X) v = rng.normal(0, 1);
+      for (auto& v : y) v = rng.normal(0, 2);
+      for (auto& v : R) v = rng.uniform();
+      R.row(2).zeros();
+      for (auto& v : eta) v = rng.normal(0, 0.5);
+      arma::mat eta_all = eta;
+      const ExpertMStepOptions opt;
+      const ExpertMStepAll all = f->m_step_all(X, y, R, eta_all, opt);
+      REQUIRE(all.results.size() == k);
+      for (std::size_t j = 0; j < k; ++j) {
+        const arma::rowvec w = R.row(j);
+        CHECK(all.weight[j] == doctest::Approx(arma::accu(w)).epsilon(1e-13));
+        if (j == 2) {
+          CHECK(all.weight[j] == 0.0);
+          CHECK(arma::approx_equal(eta_all.col(j), eta.col(j), "absdiff", 0.0));
+          CHECK(all.results[j].accepted_steps == 0);
+          continue;
+        }
+        arma::vec e = eta.col(j);
+        const ExpertMStepResult r = f->m_step(X, y, w, e, opt);
+        CHECK(arma::approx_equal(eta_all.col(j), e, "absdiff", 0.0));
+        CHECK(all.results[j].sse_before == r.sse_before);
+        CHECK(all.results[j].sse_after == r.sse_after);
+        CHECK(all.results[j].sse_after < all.results[j].sse_before);
+      }
+    }
+  }
+}
+
 TEST_CASE("Levenberg-Marquardt M-step over several blocks reaches the weighted least-squares optimum") {
   // The M-step sums its Gauss-Newton system block by block (2048 observations).
   // Checked against a dense, unblocked computation: at the end the Gauss-Newton

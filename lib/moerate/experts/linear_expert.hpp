@@ -27,6 +27,11 @@ public:
   arma::mat hessian(const arma::mat& X, const arma::vec& eta) const override;
   ExpertMStepResult m_step(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                            arma::vec& eta, const ExpertMStepOptions& opt) const override;
+  /// All experts in two passes over the data (normal equations of every expert,
+  /// then every expert's sums of squares at the old and new coefficients):
+  /// each expert's numbers are those of m_step, except the weight sums.
+  ExpertMStepAll m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
+                            const ExpertMStepOptions& opt) const override;
   json to_json(const arma::vec& eta) const override;
   arma::vec from_json(const json& j, const std::string& where) const override;
   arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,

@@ -55,6 +55,15 @@ struct ExpertMStepResult {
   int accepted_steps = 0;
 };
 
+/// The M-step of all k experts (m_step_all): per expert its result and its
+/// weight sum_i R_ij. Experts with weight <= kEmptyExpertWeight are skipped
+/// (their parameters and result untouched).
+struct ExpertMStepAll {
+  std::vector<ExpertMStepResult> results;
+  arma::vec weight;
+};
+inline constexpr double kEmptyExpertWeight = 1e-12;
+
 class ExpertFamily {
 public:
   explicit ExpertFamily(std::size_t dim) : d_(dim) {}
@@ -88,6 +97,11 @@ public:
   virtual ExpertMStepResult m_step(const arma::mat& X, const arma::rowvec& y,
                                    const arma::rowvec& w, arma::vec& eta,
                                    const ExpertMStepOptions& opt) const;
+  /// The M-step of every expert, expert j weighted by the row j of R (k x n),
+  /// eta its column j. Default: m_step per expert on a copy of the row; a
+  /// family may do all in shared passes over the data (LinearExpert).
+  virtual ExpertMStepAll m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
+                                    const ExpertMStepOptions& opt) const;
 
   /// Model-file object of one expert, e.g. {"a":[..],"b":..}.
   virtual json to_json(const arma::vec& eta) const = 0;
