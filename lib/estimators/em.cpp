@@ -124,15 +124,20 @@ void em_step(GaussianMoE& model, const arma::mat& Xg, const arma::mat& Xe, const
              const EMOptions& opt, const Box& box, double nu_lo, double nu_hi) {
   const arma::mat& R = s.R;
   const std::size_t k = model.n_experts(), pg = model.gating().n_params(), q = model.experts().n_params();
+  // The experts' M-step as a plan whose passes over the data ride along with
+  // the gate's (m_step_companion.hpp; families without a plan: m_step_all below).
+  const arma::mat eta_old = model.eta();
+  std::unique_ptr<ExpertMStepPlan> plan = model.experts().plan_m_step_all(Xe, y, R, model.eta(), opt.expert);
   // Gate.
   const arma::vec gate_old = model.gating().params();
-  if (!box.empty() && pg > 0) {
+  {
     GateMStepOptions go = opt.gate;
-    go.lower = box.lower.head(pg);
-    go.upper = box.upper.head(pg);
+    if (!box.empty() && pg > 0) {
+      go.lower = box.lower.head(pg);
+      go.upper = box.upper.head(pg);
+    }
+    go.companion = plan.get();
     model.gating().m_step(Xg, R, go);
-  } else {
-    model.gating().m_step(Xg, R, opt.gate);
   }
   if (!box.empty() && pg > 0) {
     const arma::vec lo = box.lower.head(pg), hi = box.upper.head(pg);
@@ -152,8 +157,7 @@ void em_step(GaussianMoE& model, const arma::mat& Xg, const arma::mat& Xe, const
   }
   // Experts and variances: all experts' M-steps at once (a family may share
   // its passes over the data among them: ExpertFamily::m_step_all).
-  const arma::mat eta_old = model.eta();
-  const ExpertMStepAll all = model.experts().m_step_all(Xe, y, R, model.eta(), opt.expert);
+  const ExpertMStepAll all = plan ? plan->finish() : model.experts().m_step_all(Xe, y, R, model.eta(), opt.expert);
   for (std::size_t j = 0; j < k; ++j) {
     const double wsum = all.weight[j];
     if (!(wsum > kEmptyExpertWeight)) continue;  // empty component: keep its expert

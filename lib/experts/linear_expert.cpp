@@ -207,72 +207,134 @@ struct AllNormalEquations {
   }
 };
 
-}  // namespace
+/// The chunk of each block of reduce_blocks over n observations (the chunks
+/// its parallel loop gives to threads; blocks of one chunk run in order).
+std::vector<std::uint32_t> chunks_of_blocks(std::size_t n) {
+  const std::size_t nb = std::max<std::size_t>(1, (n + kObsBlock - 1) / kObsBlock);
+  std::vector<std::uint32_t> chunk(nb, 0);
+  if (nb <= 1) return chunk;
+  const std::size_t nc = std::min(nb, kMaxChunks);
+  for (std::size_t c = 0; c < nc; ++c)
+    for (std::size_t bl = nb * c / nc; bl < nb * (c + 1) / nc; ++bl) chunk[bl] = static_cast<std::uint32_t>(c);
+  return chunk;
+}
 
-ExpertMStepAll LinearExpert::m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
-                                        const ExpertMStepOptions&) const {
-  const std::size_t k = R.n_rows, q = d_ + 1, d = d_;
-  // Pass 1: the normal equations of all experts, reading each block of X once
-  // (per expert the same operations, in the same order, as weighted_least_squares).
-  AllNormalEquations zero{std::vector<NormalEquations>(k, NormalEquations{arma::mat(q, q, arma::fill::zeros),
-                                                                          arma::vec(q, arma::fill::zeros)}),
-                          arma::vec(k, arma::fill::zeros)};
-  const AllNormalEquations all = reduce_blocks<AllNormalEquations>(
-      X.n_cols, zero, [&](AllNormalEquations& acc, std::size_t a, std::size_t b) {
-        arma::mat U0;
-        if (q > 4) {
-          U0.set_size(q, b - a);
-          U0.rows(0, d - 1) = X.cols(a, b - 1);
-          U0.row(d).ones();
-        }
-        for (std::size_t j = 0; j < k; ++j) {
-          const double* w = R.memptr() + j;
-          double s = 0;
-          for (std::size_t i = a; i < b; ++i) s += w[i * k];
-          acc.weight[j] += s;
-          add_normal_equations_block(X, y, w, k, a, b, acc.ne[j].A, acc.ne[j].b, q > 4 ? &U0 : nullptr);
-        }
-      });
-  ExpertMStepAll out{std::vector<ExpertMStepResult>(k), all.weight};
-  std::vector<arma::vec> cand(k);
-  std::vector<char> active(k, 0);
-  for (std::size_t j = 0; j < k; ++j) {
-    if (!(all.weight[j] > kEmptyExpertWeight)) continue;
-    active[j] = 1;
-    cand[j] = solve_normal_equations(all.ne[j]);
-    if (cand[j].is_empty()) cand[j] = weighted_least_squares_qr(X, y, R.row(j));  // ill-conditioned: rare
-    if (cand[j].n_elem != q || !cand[j].is_finite()) cand[j] = eta.col(j);        // keep the old coefficients
+/// LinearExpert's M-step of all experts (m_step_all, plan_m_step_all). Each
+/// chunk's sums are kept apart and added in chunk order, block by block as
+/// reduce_blocks adds them: the numbers are the same whether the gate's passes
+/// carry the hooks or run_remaining runs them, for every thread count.
+class LinearMStepPlan final : public ExpertMStepPlan {
+public:
+  LinearMStepPlan(std::size_t d, const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta)
+      : d_(d), q_(d + 1), k_(R.n_rows), X_(X), y_(y), R_(R), eta_(eta), chunk_(chunks_of_blocks(X.n_cols)) {
+    const std::size_t nc = std::size_t(chunk_.back()) + 1;
+    parts_.assign(nc, AllNormalEquations{std::vector<NormalEquations>(k_, NormalEquations{arma::mat(q_, q_, arma::fill::zeros),
+                                                                                           arma::vec(q_, arma::fill::zeros)}),
+                                         arma::vec(k_, arma::fill::zeros)});
+    sse_parts_.assign(nc, arma::mat(2, k_, arma::fill::zeros));
   }
-  // Pass 2: every active expert's sums of squares at the old and the new coefficients.
-  const arma::mat sse = reduce_blocks<arma::mat>(X.n_cols, arma::mat(2, k, arma::fill::zeros),
-                                                 [&](arma::mat& acc, std::size_t a, std::size_t b) {
-    for (std::size_t j = 0; j < k; ++j) {
-      if (!active[j]) continue;
-      const double* e0 = eta.colptr(j);
-      const double* e1 = cand[j].memptr();
+
+  /// Pass 1: the normal equations of all experts, reading each block of X once
+  /// (per expert the same operations, in the same order, as weighted_least_squares).
+  void first_block(std::size_t a, std::size_t b) override {
+    AllNormalEquations& acc = parts_[chunk_[a / kObsBlock]];
+    arma::mat U0;
+    if (q_ > 4) {
+      U0.set_size(q_, b - a);
+      U0.rows(0, d_ - 1) = X_.cols(a, b - 1);
+      U0.row(d_).ones();
+    }
+    for (std::size_t j = 0; j < k_; ++j) {
+      const double* w = R_.memptr() + j;
+      double s = 0;
+      for (std::size_t i = a; i < b; ++i) s += w[i * k_];
+      acc.weight[j] += s;
+      add_normal_equations_block(X_, y_, w, k_, a, b, acc.ne[j].A, acc.ne[j].b, q_ > 4 ? &U0 : nullptr);
+    }
+  }
+
+  void first_done() override {
+    AllNormalEquations all = std::move(parts_[0]);
+    for (std::size_t c = 1; c < parts_.size(); ++c) all += parts_[c];
+    parts_.clear();
+    weight_ = all.weight;
+    cand_.assign(k_, arma::vec());
+    active_.assign(k_, 0);
+    for (std::size_t j = 0; j < k_; ++j) {
+      if (!(weight_[j] > kEmptyExpertWeight)) continue;
+      active_[j] = 1;
+      cand_[j] = solve_normal_equations(all.ne[j]);
+      if (cand_[j].is_empty()) cand_[j] = weighted_least_squares_qr(X_, y_, R_.row(j));  // ill-conditioned: rare
+      if (cand_[j].n_elem != q_ || !cand_[j].is_finite()) cand_[j] = eta_.col(j);       // keep the old coefficients
+    }
+    stage_ = 1;
+  }
+
+  /// Pass 2: every active expert's sums of squares at the old and the new coefficients.
+  void trial_block(std::size_t a, std::size_t b) override {
+    arma::mat& acc = sse_parts_[chunk_[a / kObsBlock]];
+    for (std::size_t j = 0; j < k_; ++j) {
+      if (!active_[j]) continue;
+      const double* e0 = eta_.colptr(j);
+      const double* e1 = cand_[j].memptr();
       double s0 = 0, s1 = 0;
       for (std::size_t i = a; i < b; ++i) {
-        const double wi = R(j, i);
-        const double r0 = y[i] - affine_value(e0, X.colptr(i), d);
-        const double r1 = y[i] - affine_value(e1, X.colptr(i), d);
+        const double wi = R_(j, i);
+        const double r0 = y_[i] - affine_value(e0, X_.colptr(i), d_);
+        const double r1 = y_[i] - affine_value(e1, X_.colptr(i), d_);
         s0 += wi * r0 * r0;
         s1 += wi * r1 * r1;
       }
       acc(0, j) += s0;
       acc(1, j) += s1;
     }
-  });
-  for (std::size_t j = 0; j < k; ++j) {
-    if (!active[j]) continue;
-    ExpertMStepResult& r = out.results[j];
-    r.sse_before = r.sse_after = sse(0, j);
-    if (sse(1, j) <= sse(0, j)) {
-      eta.col(j) = cand[j];
-      r.sse_after = sse(1, j);
-      r.accepted_steps = 1;
-    }
   }
-  return out;
+
+  void trial_done() override { stage_ = 2; }
+
+  ExpertMStepAll finish() override {
+    run_remaining(X_.n_cols);
+    arma::mat sse = std::move(sse_parts_[0]);
+    for (std::size_t c = 1; c < sse_parts_.size(); ++c) sse += sse_parts_[c];
+    ExpertMStepAll out{std::vector<ExpertMStepResult>(k_), weight_};
+    for (std::size_t j = 0; j < k_; ++j) {
+      if (!active_[j]) continue;
+      ExpertMStepResult& r = out.results[j];
+      r.sse_before = r.sse_after = sse(0, j);
+      if (sse(1, j) <= sse(0, j)) {
+        eta_.col(j) = cand_[j];
+        r.sse_after = sse(1, j);
+        r.accepted_steps = 1;
+      }
+    }
+    return out;
+  }
+
+private:
+  std::size_t d_, q_, k_;
+  const arma::mat& X_;
+  const arma::rowvec& y_;
+  const arma::mat& R_;
+  arma::mat& eta_;
+  std::vector<std::uint32_t> chunk_;
+  std::vector<AllNormalEquations> parts_;
+  std::vector<arma::mat> sse_parts_;
+  arma::vec weight_;
+  std::vector<arma::vec> cand_;
+  std::vector<char> active_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExpertMStepPlan> LinearExpert::plan_m_step_all(const arma::mat& X, const arma::rowvec& y,
+                                                               const arma::mat& R, arma::mat& eta,
+                                                               const ExpertMStepOptions&) const {
+  return std::make_unique<LinearMStepPlan>(d_, X, y, R, eta);
+}
+
+ExpertMStepAll LinearExpert::m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
+                                        const ExpertMStepOptions& opt) const {
+  return plan_m_step_all(X, y, R, eta, opt)->finish();
 }
 
 json LinearExpert::to_json(const arma::vec& eta) const {

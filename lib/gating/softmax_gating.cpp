@@ -5,6 +5,7 @@
 #include "moerate/core/parallel.hpp"
 
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace moerate {
@@ -182,13 +183,17 @@ void gate_weights_block(const arma::vec& beta0, const arma::mat& beta1, const ar
 
 /// Q at (beta0, beta1) in one pass over blocks (ridge excluded), with its
 /// round-off scale. The weights live one block at a time: no k x n matrix.
-QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R) {
+/// `companion`: its trial_block runs on each block as well (m_step_companion.hpp).
+QValue evaluate_gate(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, const arma::mat& R,
+                     MStepCompanion* companion = nullptr) {
   const std::size_t k = beta0.n_elem;
   const arma::vec2 qs = reduce_blocks<arma::vec2>(X.n_cols, arma::vec2(arma::fill::zeros),
                                                   [&](arma::vec2& acc, std::size_t a, std::size_t b) {
     arma::mat Pb(k, b - a, arma::fill::none);
     gate_weights_block(beta0, beta1, X, R, a, b, Pb.memptr(), acc);
+    if (companion != nullptr) companion->trial_block(a, b);
   });
+  if (companion != nullptr) companion->trial_done();
   return QValue{qs[0], qs[1]};
 }
 
@@ -361,10 +366,18 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
   // One pass at the current parameters: Q, the gradient and (with `hessian`)
   // the negative Hessian's upper triangle. s_i = sum_j R_ij is summed per block
   // where it is needed (memory: no n-vector).
+  // The companion's passes ride along with the first derivative pass and the
+  // first trial evaluation (m_step_companion.hpp).
+  // Only a companion whose passes have not run yet (a hierarchical gate calls
+  // several M-steps with the same options).
+  MStepCompanion* first_companion = opt.companion != nullptr && opt.companion->stage() == 0 ? opt.companion : nullptr;
+  MStepCompanion* trial_companion = nullptr;
   auto derivative_pass = [&](bool hessian) {
     const GateDerivatives zero{arma::vec(p, arma::fill::zeros),
                                hessian ? arma::mat(p, p, arma::fill::zeros) : arma::mat()};
-    return reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
+    MStepCompanion* const c = std::exchange(first_companion, nullptr);
+    GateDerivatives der = reduce_blocks<GateDerivatives>(n, zero, [&](GateDerivatives& acc, std::size_t a, std::size_t b) {
+      if (c != nullptr) c->first_block(a, b);
       arma::mat Pb(k_, b - a, arma::fill::none);
       gate_weights_block(beta0_, beta1_, X, R, a, b, Pb.memptr(), acc.q);
       if (hessian) {
@@ -381,6 +394,11 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
         acc.g += arma::vectorise(V * D.t());
       }
     });
+    if (c != nullptr) {
+      c->first_done();
+      trial_companion = c;
+    }
+    return der;
   };
   QValue qv;
   const arma::vec theta_start = params();
@@ -471,7 +489,7 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      const QValue qc = evaluate();
+      const QValue qc = with_ridge(evaluate_gate(beta0_, beta1_, X, R, std::exchange(trial_companion, nullptr)));
       if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
         qv = qc;
         res.steps++;

@@ -197,6 +197,17 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
   return res;
 }
 
+void ExpertMStepPlan::run_remaining(std::size_t n) {
+  if (stage_ == 0) {
+    reduce_blocks<int>(n, 0, [&](int&, std::size_t a, std::size_t b) { first_block(a, b); });
+    first_done();
+  }
+  if (stage_ == 1) {
+    reduce_blocks<int>(n, 0, [&](int&, std::size_t a, std::size_t b) { trial_block(a, b); });
+    trial_done();
+  }
+}
+
 ExpertMStepAll ExpertFamily::m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
                                         arma::mat& eta, const ExpertMStepOptions& opt) const {
   const std::size_t k = R.n_rows;

@@ -5,6 +5,7 @@
 // eta in the family's order ([a, b] linear/polynomial, [a, b, c] ffn,
 // [c0, w1, u1, c1, ...] ffn with units).
 #include "expert_conformance.hpp"
+#include "moerate/core/parallel.hpp"
 #include "moerate/experts/ffn_expert.hpp"
 #include "moerate/experts/linear_expert.hpp"
 #include "moerate/experts/polynomial_expert.hpp"
@@ -200,6 +201,64 @@ TEST_CASE("m_step_all: every expert's M-step in shared passes gives each expert'
       }
     }
   }
+}
+
+TEST_CASE("linear experts' M-step plan: hooks carried in any chunk order give m_step_all's numbers, bit for bit") {
+  // A gate's M-step calls the plan's hooks from its own passes, chunks of
+  // blocks in parallel (reduce_blocks); here the chunks run in reverse order,
+  // the blocks of a chunk in order, as one thread runs them. n spans more
+  // blocks than there are chunks, so some chunks hold two blocks.
+  Rng rng(67);  // seed 67
+  const std::size_t n = 70 * kObsBlock + 123, k = 3, nb = (n + kObsBlock - 1) / kObsBlock, nc = kMaxChunks;
+  REQUIRE(nb > nc);
+  for (const std::size_t d : {std::size_t(1), std::size_t(6)}) {
+    INFO("d = " << d);
+    const auto f = make_expert_family(parse_family_spec("linear"), d);
+    arma::mat X(d, n), R(k, n), eta(d + 1, k);
+    arma::rowvec y(n);
+    for (auto& v : X) v = rng.normal(0, 1);
+    for (auto& v : y) v = rng.normal(0, 2);
+    for (auto& v : R) v = rng.uniform();
+    for (auto& v : eta) v = rng.normal(0, 0.5);
+    arma::mat eta_ref = eta, eta_plan = eta;
+    const ExpertMStepOptions opt;
+    const ExpertMStepAll ref = f->m_step_all(X, y, R, eta_ref, opt);
+    auto plan = f->plan_m_step_all(X, y, R, eta_plan, opt);
+    REQUIRE(plan != nullptr);
+    auto run = [&](bool trial) {
+      for (std::size_t c = nc; c-- > 0;)
+        for (std::size_t bl = nb * c / nc; bl < nb * (c + 1) / nc; ++bl) {
+          const std::size_t a = bl * kObsBlock, b = std::min(n, a + kObsBlock);
+          if (trial) plan->trial_block(a, b);
+          else plan->first_block(a, b);
+        }
+    };
+    CHECK(plan->stage() == 0);
+    run(false);
+    plan->first_done();
+    CHECK(plan->stage() == 1);
+    run(true);
+    plan->trial_done();
+    CHECK(plan->stage() == 2);
+    const ExpertMStepAll got = plan->finish();
+    CHECK(arma::approx_equal(eta_plan, eta_ref, "absdiff", 0.0));
+    CHECK(arma::approx_equal(got.weight, ref.weight, "absdiff", 0.0));
+    for (std::size_t j = 0; j < k; ++j) {
+      CHECK(got.results[j].sse_after == ref.results[j].sse_after);
+      CHECK(got.results[j].sse_before == ref.results[j].sse_before);
+    }
+    // A plan whose hooks no gate ran does all of it in finish().
+    arma::mat eta_idle = eta;
+    const ExpertMStepAll idle = f->plan_m_step_all(X, y, R, eta_idle, opt)->finish();
+    CHECK(arma::approx_equal(eta_idle, eta_ref, "absdiff", 0.0));
+    CHECK(idle.results[1].sse_after == ref.results[1].sse_after);
+  }
+  // Families without a plan: EM calls m_step_all.
+  const auto ffn = make_expert_family(parse_family_spec("ffn:tanh"), 1);
+  const arma::mat X1(1, 5, arma::fill::zeros), R1(2, 5, arma::fill::ones);
+  const arma::rowvec y1(5, arma::fill::zeros);
+  arma::mat e1(ffn->n_params(), 2, arma::fill::zeros);
+  CHECK(ffn->plan_m_step_all(X1, y1, R1, e1, ExpertMStepOptions{}) == nullptr);
 }
 
 TEST_CASE("Levenberg-Marquardt M-step over several blocks reaches the weighted least-squares optimum") {

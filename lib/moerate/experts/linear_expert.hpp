@@ -32,6 +32,9 @@ public:
   /// each expert's numbers are those of m_step, except the weight sums.
   ExpertMStepAll m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
                             const ExpertMStepOptions& opt) const override;
+  /// m_step_all as a plan whose two passes a softmax gate's M-step carries (EM).
+  std::unique_ptr<ExpertMStepPlan> plan_m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
+                                                   arma::mat& eta, const ExpertMStepOptions& opt) const override;
   json to_json(const arma::vec& eta) const override;
   arma::vec from_json(const json& j, const std::string& where) const override;
   arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "moerate/core/rng.hpp"
+#include "moerate/model/m_step_companion.hpp"
 
 #ifndef MOERATE_CONCAT
 #define MOERATE_CONCAT2(a, b) a##b
@@ -63,6 +64,18 @@ struct ExpertMStepAll {
   arma::vec weight;
 };
 inline constexpr double kEmptyExpertWeight = 1e-12;
+
+/// The M-step of all experts as passes a gate's M-step can carry
+/// (m_step_companion.hpp): EM hands it to the gate, then calls
+/// run_remaining (the passes the gate did not carry) and finish.
+class ExpertMStepPlan : public MStepCompanion {
+public:
+  /// Runs the hooks not yet run, over the n observations, in the same blocks
+  /// and chunks as the gate's passes (reduce_blocks).
+  void run_remaining(std::size_t n);
+  /// Applies the M-step to the eta it was planned on; returns what m_step_all returns.
+  virtual ExpertMStepAll finish() = 0;
+};
 
 class ExpertFamily {
 public:
@@ -102,6 +115,14 @@ public:
   /// family may do all in shared passes over the data (LinearExpert).
   virtual ExpertMStepAll m_step_all(const arma::mat& X, const arma::rowvec& y, const arma::mat& R, arma::mat& eta,
                                     const ExpertMStepOptions& opt) const;
+  /// The same as a plan whose passes a gate's M-step can carry; nullptr (the
+  /// default) when the family has none. X, y, R and eta must outlive the plan.
+  virtual std::unique_ptr<ExpertMStepPlan> plan_m_step_all(const arma::mat& X, const arma::rowvec& y,
+                                                           const arma::mat& R, arma::mat& eta,
+                                                           const ExpertMStepOptions& opt) const {
+    (void)X, (void)y, (void)R, (void)eta, (void)opt;
+    return nullptr;
+  }
 
   /// Model-file object of one expert, e.g. {"a":[..],"b":..}.
   virtual json to_json(const arma::vec& eta) const = 0;

@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "moerate/model/m_step_companion.hpp"
+
 namespace moerate {
 
 using json = nlohmann::json;
@@ -57,6 +59,8 @@ struct GateMStepOptions {
   arma::vec lower, upper;      // box on params() (empty = none). Softmax-type Newton steps
                                // respect it by projected Newton (active set); other
                                // families are projected by EM afterwards
+  MStepCompanion* companion = nullptr;  // work done in this M-step's passes (m_step_companion.hpp);
+                                        // gate families that do not support it ignore it
   void validate() const;
   /// The cap on steps per M-step: max_steps, or the family's default when it is 0.
   int steps_or(int family_default) const { return max_steps > 0 ? max_steps : family_default; }
