@@ -21,22 +21,47 @@ namespace {
 /// d = 16, k = 4 (p = 51).
 constexpr std::size_t kLoopDerivativesMaxP = 48;
 
-/// D: the dimension when it is a compile-time constant (loops unrolled), else 0.
-template <std::size_t D>
-void gate_scores_d(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
-                   arma::mat& S) {
-  const std::size_t k = beta0.n_elem, d = D > 0 ? D : X.n_rows, B = b - a;
+/// D, K: the dimension and the number of experts when compile-time constants
+/// (loops unrolled), else 0. With K fixed the k scores of an observation are
+/// summed side by side (independent chains; the coordinates in the outer
+/// loop), each in the same order as with K = 0, so the bits are the same.
+template <std::size_t D, std::size_t K>
+void gate_scores_dk(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
+                    arma::mat& S) {
+  const std::size_t k = K > 0 ? K : beta0.n_elem, d = D > 0 ? D : X.n_rows, B = b - a;
   S.set_size(k, B);
   const double* b1 = beta1.memptr();
+  const double* b0 = beta0.memptr();
   for (std::size_t i = 0; i < B; ++i) {
     const double* x = X.colptr(a + i);
     double* sc = S.colptr(i);
-    for (std::size_t j = 0; j < k; ++j) {
-      const double* c = b1 + j * d;
-      double v = beta0[j];
-      for (std::size_t u = 0; u < d; ++u) v += c[u] * x[u];
-      sc[j] = v;
+    if constexpr (K > 0) {
+      double v[K];
+      for (std::size_t j = 0; j < K; ++j) v[j] = b0[j];
+      for (std::size_t u = 0; u < d; ++u) {
+        const double xu = x[u];
+        for (std::size_t j = 0; j < K; ++j) v[j] += b1[j * d + u] * xu;
+      }
+      for (std::size_t j = 0; j < K; ++j) sc[j] = v[j];
+    } else {
+      for (std::size_t j = 0; j < k; ++j) {
+        const double* c = b1 + j * d;
+        double v = b0[j];
+        for (std::size_t u = 0; u < d; ++u) v += c[u] * x[u];
+        sc[j] = v;
+      }
     }
+  }
+}
+
+template <std::size_t D>
+void gate_scores_d(const arma::vec& beta0, const arma::mat& beta1, const arma::mat& X, std::size_t a, std::size_t b,
+                   arma::mat& S) {
+  switch (beta0.n_elem) {
+    case 2: return gate_scores_dk<D, 2>(beta0, beta1, X, a, b, S);
+    case 3: return gate_scores_dk<D, 3>(beta0, beta1, X, a, b, S);
+    case 4: return gate_scores_dk<D, 4>(beta0, beta1, X, a, b, S);
+    default: return gate_scores_dk<D, 0>(beta0, beta1, X, a, b, S);
   }
 }
 
