@@ -111,13 +111,13 @@ void add_normal_equations_block(const arma::mat& X, const arma::rowvec& y, const
   sw = arma::sqrt(sw);
   arma::mat U;
   if (U0 != nullptr) {
-    U = *U0;
+    U = U0->each_row() % sw;  // scaled while copied: one pass over the block
   } else {
     U.set_size(q, b - a);
     U.rows(0, d - 1) = X.cols(a, b - 1);
     U.row(d).ones();
+    U.each_row() %= sw;
   }
-  U.each_row() %= sw;
   A += U * U.t();
   rhs += U * (y.cols(a, b - 1) % sw).t();
 }

@@ -388,15 +388,15 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     return res;
   }
   const std::size_t n = X.n_cols, qd = d_ + 1, p = n_params();
+  // The companion's passes ride along with the first derivative pass and the
+  // first trial evaluation (m_step_companion.hpp), and only a companion whose
+  // passes have not run yet (a hierarchical gate calls several M-steps with
+  // the same options).
+  MStepCompanion* first_companion = opt.companion != nullptr && opt.companion->stage() == 0 ? opt.companion : nullptr;
+  MStepCompanion* trial_companion = nullptr;
   // One pass at the current parameters: Q, the gradient and (with `hessian`)
   // the negative Hessian's upper triangle. s_i = sum_j R_ij is summed per block
   // where it is needed (memory: no n-vector).
-  // The companion's passes ride along with the first derivative pass and the
-  // first trial evaluation (m_step_companion.hpp).
-  // Only a companion whose passes have not run yet (a hierarchical gate calls
-  // several M-steps with the same options).
-  MStepCompanion* first_companion = opt.companion != nullptr && opt.companion->stage() == 0 ? opt.companion : nullptr;
-  MStepCompanion* trial_companion = nullptr;
   auto derivative_pass = [&](bool hessian) {
     const GateDerivatives zero{arma::vec(p, arma::fill::zeros),
                                hessian ? arma::mat(p, p, arma::fill::zeros) : arma::mat()};
