@@ -19,6 +19,8 @@
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 #include "moerate/core/rng.hpp"
+#include "moerate/gating/softmax_gating.hpp"
+#include <typeinfo>
 
 namespace moerate {
 
@@ -52,7 +54,151 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
   });
 }
 
+namespace {
+
+/// Columns a..b-1 of M as a read-only matrix, without a copy.
+const arma::mat column_view(const arma::mat& M, std::size_t a, std::size_t b) {
+  return arma::mat(const_cast<double*>(M.colptr(a)), M.n_rows, b - a, false, true);
+}
+
+/// loglik_score_hessian for a softmax gate (see the header). In the order
+/// z = (gate rows, e_1, ..., e_k) (e_j: expert j's eta_j then its log nu_j),
+/// let w_ij be v_i in gate block j (none for the reference expert k) and e_ij
+/// in expert block j. Then d a_ij = w_ij - (pi_i (x) v_i) and
+///   sum_j r_ij d_ij d_ij^T = sum_j r_ij w_ij w_ij^T - c_i c_i^T,   c_i = sum_j r_ij w_ij,
+///   -(diag(pi_i) - pi_i pi_i^T) (x) v_i v_i^T = -blockdiag_l(pi_il v_i v_i^T) + (pi_i (x) v_i)(pi_i (x) v_i)^T,
+/// each a symmetric product over a block of observations (dsyrk): the dense
+/// ones have p and (k - 1)(d + 1) rows, the others d + 1 + ke. The score is
+/// sum_i c_i - (pi_i (x) v_i) (gate rows).
+ScoreHessian softmax_score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  const std::size_t n = X.n_cols, k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
+  const std::size_t p = pg + q * k + k, ke = q + 1;
+  const Covariates::Rows xg = m.gate_x(X), xe = m.expert_x(X);  // X itself when shared
+  const std::size_t dg = xg.mat().n_rows, qd = dg + 1, kf = k - 1;
+  const ExpertFamily& fam = m.experts();
+  const bool curved = !fam.linear_in_params();
+  arma::vec lognorm(k);
+  for (std::size_t j = 0; j < k; ++j) lognorm[j] = -0.5 * (kLog2Pi + std::log(m.nu()[j]));
+  // z index -> flat index; expert j's z indices (its gate block, then e_j).
+  arma::uvec zf(p);
+  for (std::size_t t = 0; t < pg; ++t) zf[t] = t;
+  for (std::size_t j = 0; j < k; ++j) {
+    for (std::size_t t = 0; t < q; ++t) zf[pg + j * ke + t] = pg + j * q + t;
+    zf[pg + j * ke + q] = pg + q * k + j;
+  }
+  std::vector<arma::uvec> zj(k);
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::size_t ng = j < kf ? qd : 0;
+    zj[j].set_size(ng + ke);
+    for (std::size_t u = 0; u < ng; ++u) zj[j][u] = j * qd + u;
+    for (std::size_t t = 0; t < ke; ++t) zj[j][ng + t] = pg + j * ke + t;
+  }
+  struct Acc {
+    arma::vec g;  // z order
+    arma::mat H;  // z order
+    Acc& operator+=(const Acc& o) {
+      g += o.g;
+      H += o.H;
+      return *this;
+    }
+  };
+  const Acc zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
+  Acc total = reduce_blocks<Acc>(n, zero, [&](Acc& acc, std::size_t a, std::size_t b) {
+    const std::size_t B = b - a;
+    const arma::mat Xg = column_view(xg.mat(), a, b), Xe = column_view(xe.mat(), a, b);
+    arma::mat Pi = m.gating().log_weights(Xg);  // k x B: log pi, then pi
+    arma::mat Res(k, B, arma::fill::none), Rr(k, B, arma::fill::none);
+    std::vector<arma::mat> J(k);  // q x B per expert
+    for (std::size_t j = 0; j < k; ++j) {
+      arma::rowvec h;
+      fam.mean_and_jacobian(Xe, m.eta().col(j), h, J[j]);
+      const double nu = m.nu()[j];
+      for (std::size_t i = 0; i < B; ++i) {
+        const double r = y[a + i] - h[i];
+        Res(j, i) = r;
+        Rr(j, i) = Pi(j, i) + lognorm[j] - 0.5 * (r * r) / nu;
+      }
+    }
+    arma::vec sum(B, arma::fill::none), lse(B, arma::fill::none);
+    log_sum_exp_block(Rr.memptr(), k, B, Rr.memptr(), sum.memptr(), lse.memptr());
+    Rr.each_row() /= sum.t();  // responsibilities
+    exp_inplace(Pi.memptr(), Pi.n_elem);
+    arma::mat V(qd, B, arma::fill::none);
+    V.row(0).ones();
+    if (dg > 0) V.rows(1, dg) = Xg;
+    // C: columns c_i; Pv: columns pi_i (x) v_i; W: one expert's sqrt(r_ij) w_ij.
+    arma::mat C(p, B, arma::fill::none), Pv(pg, B, arma::fill::none);
+    for (std::size_t l = 0; l < kf; ++l) {
+      C.rows(l * qd, l * qd + qd - 1) = V.each_row() % Rr.row(l);
+      Pv.rows(l * qd, l * qd + qd - 1) = V.each_row() % Pi.row(l);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      const double nu = m.nu()[j];
+      arma::mat W(zj[j].n_elem, B, arma::fill::none);
+      const std::size_t ng = j < kf ? qd : 0;
+      for (std::size_t i = 0; i < B; ++i) {
+        const double r = Res(j, i), rn = r / nu, rj = Rr(j, i), w = std::sqrt(rj);
+        const double* Jc = J[j].colptr(i);
+        double* c = C.colptr(i) + pg + j * ke;
+        double* wc = W.colptr(i);
+        const double* vc = V.colptr(i);
+        for (std::size_t u = 0; u < ng; ++u) wc[u] = w * vc[u];
+        for (std::size_t t = 0; t < q; ++t) {
+          const double e = Jc[t] * rn;
+          c[t] = rj * e;
+          wc[ng + t] = w * e;
+        }
+        const double e = 0.5 * (r * rn - 1.0);
+        c[q] = rj * e;
+        wc[ng + q] = w * e;
+      }
+      acc.H.submat(zj[j], zj[j]) += W * W.t();
+      if (j < kf) acc.H.submat(j * qd, j * qd, j * qd + qd - 1, j * qd + qd - 1) -= (V.each_row() % Pi.row(j)) * V.t();
+    }
+    acc.g += arma::sum(C, 1);
+    if (pg > 0) {
+      acc.g.head(pg) -= arma::sum(Pv, 1);
+      acc.H.submat(0, 0, pg - 1, pg - 1) += Pv * Pv.t();
+    }
+    acc.H -= C * C.t();
+    // Expert j's second derivatives in (eta_j, log nu_j), weighted by r_ij:
+    //   (-J J^T + res d2h) / nu, -res J / nu, -res^2 / (2 nu).
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::size_t o = pg + j * ke, vi = o + q;
+      const arma::rowvec wr = Rr.row(j) / m.nu()[j];
+      const arma::rowvec wres = wr % Res.row(j);
+      acc.H.submat(o, o, o + q - 1, o + q - 1) -= (J[j].each_row() % wr) * J[j].t();
+      if (curved)
+        acc.H.submat(o, o, o + q - 1, o + q - 1) += arma::reshape(fam.hessian(Xe, m.eta().col(j)) * wres.t(), q, q);
+      const arma::vec Bev = -J[j] * wres.t();
+      acc.H.submat(o, vi, o + q - 1, vi) += Bev;
+      acc.H.submat(vi, o, vi, o + q - 1) += Bev.t();
+      acc.H(vi, vi) -= 0.5 * arma::dot(wres, Res.row(j));
+    }
+  });
+  ScoreHessian out{arma::vec(p), arma::mat(p, p)};
+  out.g.elem(zf) = total.g;
+  out.H.submat(zf, zf) = 0.5 * (total.H + total.H.t());
+  return out;
+}
+
+bool softmax_gate(const GaussianMoE& m) { return typeid(m.gating()) == typeid(SoftmaxGating); }
+
+}  // namespace
+
+ScoreHessian loglik_score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  check_gaussian(m, X, y, "loglik_score_hessian");
+  if (softmax_gate(m)) return softmax_score_hessian(m, X, y);
+  return ScoreHessian{score(m, X, y), loglik_hessian_general(m, X, y)};
+}
+
 arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
+  check_gaussian(m, X, y, "loglik_hessian");
+  if (softmax_gate(m)) return softmax_score_hessian(m, X, y).H;
+  return loglik_hessian_general(m, X, y);
+}
+
+arma::mat loglik_hessian_general(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y) {
   check_gaussian(m, X, y, "loglik_hessian");
   const std::size_t n = X.n_cols, k = m.n_experts(), pg = m.gating().n_params(), q = m.experts().n_params();
   const std::size_t p = pg + q * k + k;

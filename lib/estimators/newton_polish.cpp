@@ -68,9 +68,10 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
     arma::vec g;
     arma::mat H;
     try {
-      g = score(model, X, y);
+      ScoreHessian sh = loglik_score_hessian(model, X, y);  // H empty without an analytic gate Hessian
+      g = std::move(sh.g);
+      H = std::move(sh.H);
       res.score_evaluations += 1;
-      H = loglik_hessian(model, X, y);  // empty without an analytic gate Hessian
       if (H.is_empty()) {
         H = score_hessian_forward(model, X, y, g, opt.rel_step);
         res.score_evaluations += int(theta.n_elem);

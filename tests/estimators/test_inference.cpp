@@ -135,6 +135,51 @@ TEST_CASE("analytic Hessian of the log-likelihood (Louis) matches central differ
   CHECK(loglik_hessian(topk, s.X, s.y).is_empty());
 }
 
+TEST_CASE("the softmax gate's one-pass score and Hessian equal the generic pass and score()") {
+  // Models: d = 1 and d = 2 gates, k = 2 and 3, linear, tanh and polynomial experts,
+  // a gate reading other covariates than the experts, more than one block of
+  // observations; at the truth and away from it.
+  std::vector<GaussianMoE> models = {experiment_a(), ffn_model()};
+  {
+    json j = ffn_model().to_json();
+    j["expert_family"] = json::parse(R"({"family": "polynomial", "p": 2})");
+    for (auto& e : j["experts"]) e["expert"] = {{"a", e["expert"]["a"]}, {"b", e["expert"]["b"]}};
+    models.push_back(GaussianMoE::from_json(j, "polynomial"));
+  }
+  models.push_back(GaussianMoE::from_json(json::parse(R"({
+    "gating": {"family": "softmax"}, "expert_family": {"family": "linear"},
+    "covariates": {"experts": ["x"], "gate": ["z1", "z2"]},
+    "experts": [
+      {"gate": {"beta0": -1, "beta1": [2, -1]}, "expert": {"a": [-4], "b": 2}, "variance": 0.04},
+      {"gate": {"beta0": 0.5, "beta1": [-1, 1.5]}, "expert": {"a": [1], "b": 0}, "variance": 0.2},
+      {"gate": {"beta0": 0, "beta1": [0, 0]}, "expert": {"a": [3], "b": -1}, "variance": 0.09} ] })"),
+                                          "gate-z"));
+  for (std::size_t mi = 0; mi < models.size(); ++mi) {
+    CAPTURE(mi);
+    GaussianMoE m = models[mi];
+    Rng rng(91 + mi);  // seeds 91, 92, ...
+    Sim s;
+    s.X = draw_design("uniform:-1,1", m.covariates().shared() ? m.dim() : 3, 5000, rng);
+    s.y = m.simulate(s.X, rng);
+    for (int away = 0; away < 2; ++away) {
+      CAPTURE(away);
+      if (away == 1) {
+        arma::vec theta = m.flat_params();
+        for (double& t : theta) t += 0.3 * (rng.uniform() - 0.5);
+        m.set_flat_params(theta);
+      }
+      const ScoreHessian sh = loglik_score_hessian(m, s.X, s.y);
+      const arma::mat Hg = loglik_hessian_general(m, s.X, s.y);
+      const arma::vec g = score(m, s.X, s.y);
+      REQUIRE(sh.H.n_rows == Hg.n_rows);
+      CHECK(arma::abs(sh.H - Hg).max() <= 1e-11 * arma::abs(Hg).max());
+      CHECK(arma::abs(sh.g - g).max() <= 1e-11 * std::max(1.0, arma::abs(g).max()));
+      CHECK(arma::abs(sh.H - sh.H.t()).max() == 0.0);
+      CHECK(arma::approx_equal(loglik_hessian(m, s.X, s.y), sh.H, "absdiff", 0.0));
+    }
+  }
+}
+
 TEST_CASE("sandwich and observed-information standard errors agree at the truth of a well-specified model") {
   const GaussianMoE m = experiment_a();
   const Sim s = simulate(m, 20000, 51);  // seed 51

@@ -58,7 +58,35 @@ arma::mat score_hessian_forward(const GaussianMoE& m, const arma::mat& X, const 
 /// q_hessian(X, R); the experts' needs their Jacobian and Hessian in eta.
 /// Returns an empty matrix when the gating family has no analytic q_hessian
 /// (callers fall back to score_hessian_forward).
+/// For softmax gates the pass is loglik_score_hessian's; loglik_hessian_general
+/// is the family-generic pass (every gate with a q_hessian; tests compare them).
 arma::mat loglik_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
+arma::mat loglik_hessian_general(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
+
+/// The score and the Hessian of the log-likelihood in one pass over blocks of
+/// observations (Newton steps need both). For softmax gates (flat parameters
+/// v = (1, x) per free expert l < k) Louis's identity takes a closed form per
+/// observation: with d_ij = d a_ij - g_i,
+///   sum_j r_ij d a_ij d a_ij^T - g_i g_i^T = sum_j r_ij d_ij d_ij^T,
+///   gate rows of d_ij: (delta_jl - r_il) v_i, expert j' rows: (delta_jj' - r_ij') e_ij'
+///   (e_ij = (J_ij res_ij / nu_j, (res_ij^2 / nu_j - 1) / 2), the complete-data score),
+/// so the outer products are one symmetric rank-k update per observation (dsyrk
+/// over a block), and the gate's curvature is
+///   -(diag(pi_i) - pi_i pi_i^T) (x) v_i v_i^T = -sum_j pi_ij u_ij u_ij^T,  u_ij = (delta_jl - pi_il) v_i,
+/// another update; the experts' second derivatives are added per expert. The
+/// same numbers as score() and loglik_hessian_general() up to round-off, at a
+/// fraction of their cost (no per-expert p x n products). Other gates: score()
+/// and loglik_hessian_general() (H empty without an analytic gate Hessian).
+struct ScoreHessian {
+  arma::vec g;
+  arma::mat H;
+  ScoreHessian& operator+=(const ScoreHessian& o) {
+    g += o.g;
+    H += o.H;
+    return *this;
+  }
+};
+ScoreHessian loglik_score_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y);
 /// Fully numerical Hessian of the log-likelihood (second differences of l; tests only).
 arma::mat numerical_hessian(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y, double rel_step = 1e-4);
 
