@@ -150,9 +150,9 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
                                        const arma::rowvec& w, arma::vec& eta,
                                        const ExpertMStepOptions& opt) const {
   // Levenberg-Marquardt with Marquardt scaling; a step is accepted only if it
-  // lowers the weighted sum of squares (generalised EM). Each step is one
-  // blocked pass for the Gauss-Newton system at the current point (lm_system)
-  // and one for each candidate's sum of squares (blocked_sse).
+  // lowers the weighted sum of squares (generalised EM). One blocked pass
+  // builds the Gauss-Newton system at the start (lm_system), then one per
+  // candidate builds the candidate's sum of squares and system together.
   ExpertMStepResult res;
   LmSystem sys = lm_system(*this, X, y, w, eta);
   double sse = sys.sse;
@@ -166,6 +166,7 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
     const double dmean = std::max(arma::mean(dA), 1e-300);
     for (auto& v : dA) v = std::max(v, 1e-12 * dmean);
     bool accepted = false, done = false;
+    LmSystem next;
     for (int t = 0; t < opt.lm_max_tries; ++t) {
       arma::mat M = A;
       M.diag() += lambda * dA;
@@ -175,9 +176,14 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
         const arma::vec delta = arma::solve(arma::trimatu(L.t()), z);
         const arma::vec cand = eta + delta;
         if (cand.is_finite()) {
-          const double s = blocked_sse(*this, X, y, w, cand);
+          // The candidate's pass builds its Gauss-Newton system as well: if it
+          // is accepted, that is the next step's system (no second pass over
+          // the data, no second evaluation of the family's nonlinearity).
+          LmSystem trial = lm_system(*this, X, y, w, cand);
+          const double s = trial.sse;
           if (std::isfinite(s) && s < sse) {
             eta = cand;
+            next = std::move(trial);
             const double rel = (sse - s) / std::max(sse, 1e-300);
             sse = s;
             lambda = std::max(lambda / 10, 1e-12);
@@ -191,7 +197,7 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
       lambda *= 10;
     }
     if (!accepted || done || step + 1 == opt.lm_steps) break;
-    sys = lm_system(*this, X, y, w, eta);
+    sys = std::move(next);
   }
   res.sse_after = sse;
   return res;
