@@ -75,36 +75,51 @@ struct LmSystem {
   }
 };
 
-/// A += sum_i w_i J_i J_i^T (upper triangle) and g += sum_i w_i r_i J_i over
-/// the B columns of J (p x B), in local arrays (registers for small p; P > 0:
-/// p known at compile time, its loops unrolled).
+/// A += sum_i w_i J_i J_i^T (upper triangle), g += sum_i w_i r_i J_i and
+/// sse += sum_i w_i r_i^2 over the B columns of J (p x B), r_i = y_i - h_i, in
+/// local arrays (registers for small p; P > 0: p known at compile time, its
+/// loops unrolled). Even and odd observations go to separate accumulators,
+/// added at the end: each running sum then waits for the previous one every
+/// second observation only (the adds' latency, not their count, bounds a
+/// one-accumulator loop).
 template <std::size_t P>
 void add_gauss_newton_p(std::size_t p_run, const double* __restrict J, const double* __restrict w,
-                        const double* __restrict r, std::size_t B, arma::mat& A, arma::vec& g) {
+                        const double* __restrict y, const double* __restrict h, std::size_t B, arma::mat& A,
+                        arma::vec& g, double& sse) {
   const std::size_t p = P > 0 ? P : p_run;
-  double Al[kLoopMaxP * (kLoopMaxP + 1) / 2] = {}, gl[kLoopMaxP] = {};
-  for (std::size_t i = 0; i < B; ++i) {
+  constexpr std::size_t kTri = kLoopMaxP * (kLoopMaxP + 1) / 2;
+  double Al[2][kTri] = {}, gl[2][kLoopMaxP] = {}, sl[2] = {0, 0};
+  auto one = [&](std::size_t i, double* __restrict a, double* __restrict gg, double& s) {
     const double* Ji = J + i * p;
-    const double wi = w[i], wr = wi * r[i];
+    const double r = y[i] - h[i];
+    const double wi = w[i], wr = wi * r;
+    s += wr * r;
     for (std::size_t v = 0, t = 0; v < p; ++v) {
       const double wj = wi * Ji[v];
-      gl[v] += wr * Ji[v];
-      for (std::size_t u = 0; u <= v; ++u, ++t) Al[t] += wj * Ji[u];
+      gg[v] += wr * Ji[v];
+      for (std::size_t u = 0; u <= v; ++u, ++t) a[t] += wj * Ji[u];
     }
+  };
+  std::size_t i = 0;
+  for (; i + 1 < B; i += 2) {
+    one(i, Al[0], gl[0], sl[0]);
+    one(i + 1, Al[1], gl[1], sl[1]);
   }
+  if (i < B) one(i, Al[0], gl[0], sl[0]);
   for (std::size_t v = 0, t = 0; v < p; ++v) {
-    g[v] += gl[v];
-    for (std::size_t u = 0; u <= v; ++u, ++t) A(u, v) += Al[t];
+    g[v] += gl[0][v] + gl[1][v];
+    for (std::size_t u = 0; u <= v; ++u, ++t) A(u, v) += Al[0][t] + Al[1][t];
   }
+  sse += sl[0] + sl[1];
 }
 
-void add_gauss_newton(std::size_t p, const double* J, const double* w, const double* r, std::size_t B, arma::mat& A,
-                      arma::vec& g) {
+void add_gauss_newton(std::size_t p, const double* J, const double* w, const double* y, const double* h,
+                      std::size_t B, arma::mat& A, arma::vec& g, double& sse) {
   switch (p) {
-    case 2: return add_gauss_newton_p<2>(p, J, w, r, B, A, g);
-    case 3: return add_gauss_newton_p<3>(p, J, w, r, B, A, g);
-    case 4: return add_gauss_newton_p<4>(p, J, w, r, B, A, g);
-    default: return add_gauss_newton_p<0>(p, J, w, r, B, A, g);
+    case 2: return add_gauss_newton_p<2>(p, J, w, y, h, B, A, g, sse);
+    case 3: return add_gauss_newton_p<3>(p, J, w, y, h, B, A, g, sse);
+    case 4: return add_gauss_newton_p<4>(p, J, w, y, h, B, A, g, sse);
+    default: return add_gauss_newton_p<0>(p, J, w, y, h, B, A, g, sse);
   }
 }
 
@@ -117,19 +132,19 @@ LmSystem lm_system(const ExpertFamily& f, const arma::mat& X, const arma::rowvec
     arma::rowvec h;
     arma::mat J;
     f.mean_and_jacobian(columns(X, a, b), eta, h, J);
-    arma::rowvec r(B, arma::fill::none);
-    for (std::size_t i = 0; i < B; ++i) r[i] = y[a + i] - h[i];
     if (p <= kLoopMaxP) {
       // Plain loops: for a few parameters a BLAS product over a 2048-column
       // block is mostly call overhead (the upper triangle, then mirrored).
-      add_gauss_newton(p, J.memptr(), w.colptr(a), r.memptr(), B, acc.A, acc.g);
+      add_gauss_newton(p, J.memptr(), w.colptr(a), y.colptr(a), h.memptr(), B, acc.A, acc.g, acc.sse);
     } else {
+      arma::rowvec r(B, arma::fill::none);
+      for (std::size_t i = 0; i < B; ++i) r[i] = y[a + i] - h[i];
       arma::mat JW = J;
       for (std::size_t i = 0; i < B; ++i) JW.col(i) *= w[a + i];
       acc.A += JW * J.t();
       acc.g += JW * r.t();
+      acc.sse += block_sse(y.colptr(a), h.memptr(), w.colptr(a), B);
     }
-    acc.sse += block_sse(y.colptr(a), h.memptr(), w.colptr(a), B);
   });
   if (p <= kLoopMaxP) sys.A = arma::symmatu(sys.A);
   return sys;
