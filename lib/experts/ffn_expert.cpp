@@ -48,6 +48,27 @@ arma::rowvec FfnExpert::mean(const arma::mat& X, const arma::vec& eta) const {
 
 void FfnExpert::mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma::rowvec& h, arma::mat& J) const {
   const std::size_t n = X.n_cols;
+  if (units_ == 1) {
+    // One unit, one pass writing each observation's column of J: h = c phi(z),
+    // J = (c phi'(z) x, [c phi'(z)], phi(z)) (the same arithmetic as below).
+    const std::size_t p = n_params(), d = d_;
+    const double c = eta[co(0)];
+    arma::rowvec z = pre(X, eta, 0);
+    h.set_size(n);
+    J.set_size(p, n);
+    arma::rowvec p1(n);
+    activate_all(act_, z.memptr(), n, z.memptr(), p1.memptr());  // z now holds phi(z)
+    for (std::size_t i = 0; i < n; ++i) {
+      const double pc = p1[i] * c;
+      const double* x = X.colptr(i);
+      double* Ji = J.colptr(i);
+      for (std::size_t u = 0; u < d; ++u) Ji[u] = x[u] * pc;
+      if (bias_) Ji[d] = pc;
+      Ji[p - 1] = z[i];
+      h[i] = 0.0 + c * z[i];
+    }
+    return;
+  }
   h.set_size(n);
   h.fill(c0(eta));
   J.set_size(n_params(), n);
