@@ -75,21 +75,54 @@ template <std::size_t Q>
 void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, std::size_t a,
                           std::size_t b, double* A, double* rhs) {
   constexpr std::size_t d = Q - 1;
-  double Al[Q * Q] = {}, bl[Q] = {}, u[Q];
-  u[d] = 1;
-  for (std::size_t i = a; i < b; ++i) {
+  // Even and odd observations in separate accumulators, added at the end (a
+  // running sum waits for the previous add's latency every second observation).
+  double Al[2][Q * Q] = {}, bl[2][Q] = {};
+  auto one = [&](std::size_t i, double* __restrict Ah, double* __restrict bh) {
     const double wi = w[i * ws];
     const double* x = X.colptr(i);
+    double u[Q];
     for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
+    u[d] = 1;
     const double wy = wi * y[i];
     for (std::size_t c = 0; c < Q; ++c) {
       const double wc = wi * u[c];
-      for (std::size_t r = 0; r <= c; ++r) Al[c * Q + r] += wc * u[r];
-      bl[c] += wy * u[c];
+      for (std::size_t r = 0; r <= c; ++r) Ah[c * Q + r] += wc * u[r];
+      bh[c] += wy * u[c];
     }
+  };
+  std::size_t i = a;
+  for (; i + 1 < b; i += 2) {
+    one(i, Al[0], bl[0]);
+    one(i + 1, Al[1], bl[1]);
   }
-  for (std::size_t t = 0; t < Q * Q; ++t) A[t] += Al[t];
-  for (std::size_t t = 0; t < Q; ++t) rhs[t] += bl[t];
+  if (i < b) one(i, Al[0], bl[0]);
+  for (std::size_t t = 0; t < Q * Q; ++t) A[t] += Al[0][t] + Al[1][t];
+  for (std::size_t t = 0; t < Q; ++t) rhs[t] += bl[0][t] + bl[1][t];
+}
+
+/// The weighted sums of squares at two coefficient vectors e0 and e1 over the
+/// columns a..b-1, weights w[i * ws], added to s0 and s1 (even and odd
+/// observations summed apart, then together; m_step and m_step_all share it).
+void add_sse_pair(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, const double* e0,
+                  const double* e1, std::size_t a, std::size_t b, double& s0, double& s1) {
+  const std::size_t d = X.n_rows;
+  double t0[2] = {0, 0}, t1[2] = {0, 0};
+  auto one = [&](std::size_t i, std::size_t lane) {
+    const double wi = w[i * ws];
+    const double r0 = y[i] - affine_value(e0, X.colptr(i), d);
+    const double r1 = y[i] - affine_value(e1, X.colptr(i), d);
+    t0[lane] += wi * r0 * r0;
+    t1[lane] += wi * r1 * r1;
+  };
+  std::size_t i = a;
+  for (; i + 1 < b; i += 2) {
+    one(i, 0);
+    one(i + 1, 1);
+  }
+  if (i < b) one(i, 0);
+  s0 += t0[0] + t0[1];
+  s1 += t1[0] + t1[1];
 }
 
 /// The normal equations of the columns a..b-1 into (A, rhs), weights w[i * ws].
@@ -174,16 +207,7 @@ ExpertMStepResult LinearExpert::m_step(const arma::mat& X, const arma::rowvec& y
   // The sums of squares at the old and the new coefficients in one pass.
   const arma::vec2 sse = reduce_blocks<arma::vec2>(X.n_cols, arma::vec2(arma::fill::zeros),
                                                    [&](arma::vec2& acc, std::size_t a, std::size_t b) {
-    const std::size_t d = d_;
-    double s0 = 0, s1 = 0;
-    for (std::size_t i = a; i < b; ++i) {
-      const double r0 = y[i] - affine_value(eta.memptr(), X.colptr(i), d);
-      const double r1 = y[i] - affine_value(cand.memptr(), X.colptr(i), d);
-      s0 += w[i] * r0 * r0;
-      s1 += w[i] * r1 * r1;
-    }
-    acc[0] += s0;
-    acc[1] += s1;
+    add_sse_pair(X, y, w.memptr(), 1, eta.memptr(), cand.memptr(), a, b, acc[0], acc[1]);
   });
   res.sse_before = res.sse_after = sse[0];
   if (sse[1] <= sse[0]) {
@@ -275,18 +299,7 @@ public:
     arma::mat& acc = sse_parts_[chunk_[a / kObsBlock]];
     for (std::size_t j = 0; j < k_; ++j) {
       if (!active_[j]) continue;
-      const double* e0 = eta_.colptr(j);
-      const double* e1 = cand_[j].memptr();
-      double s0 = 0, s1 = 0;
-      for (std::size_t i = a; i < b; ++i) {
-        const double wi = R_(j, i);
-        const double r0 = y_[i] - affine_value(e0, X_.colptr(i), d_);
-        const double r1 = y_[i] - affine_value(e1, X_.colptr(i), d_);
-        s0 += wi * r0 * r0;
-        s1 += wi * r1 * r1;
-      }
-      acc(0, j) += s0;
-      acc(1, j) += s1;
+      add_sse_pair(X_, y_, R_.memptr() + j, k_, eta_.colptr(j), cand_[j].memptr(), a, b, acc(0, j), acc(1, j));
     }
   }
 

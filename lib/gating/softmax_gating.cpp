@@ -190,20 +190,26 @@ void gate_weights_block(const arma::vec& beta0, const arma::mat& beta1, const ar
   gate_scores(beta0, beta1, X, a, b, S);
   arma::vec sums(B, arma::fill::none), lses(B, arma::fill::none);
   log_sum_exp_block(S.memptr(), k, B, Pb, sums.memptr(), lses.memptr());
+  // Q and its scale in four running sums (observation i into sum i mod 4),
+  // added at the end: one sum would wait for the previous add at every term.
+  double q[4] = {0, 0, 0, 0}, qa[4] = {0, 0, 0, 0};
   for (std::size_t i = 0; i < B; ++i) {
     const double* sc = S.colptr(i);
     double* pr = Pb + i * k;
     const double* r = R.colptr(a + i);
     const double sum = sums[i], lse = lses[i];
+    const std::size_t lane = i & 3;
     for (std::size_t j = 0; j < k; ++j) {
       pr[j] /= sum;
       if (r[j] != 0) {  // 0 * log 0 counts as 0
         const double rl = r[j] * (sc[j] - lse);
-        acc[0] += rl;
-        acc[1] += std::abs(rl);
+        q[lane] += rl;
+        qa[lane] += std::abs(rl);
       }
     }
   }
+  acc[0] += (q[0] + q[1]) + (q[2] + q[3]);
+  acc[1] += (qa[0] + qa[1]) + (qa[2] + qa[3]);
 }
 
 /// Q at (beta0, beta1) in one pass over blocks (ridge excluded), with its
