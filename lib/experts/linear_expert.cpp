@@ -77,18 +77,22 @@ void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const doubl
   constexpr std::size_t d = Q - 1;
   // Even and odd observations in separate accumulators, added at the end (a
   // running sum waits for the previous add's latency every second observation).
+  // Raw pointers: through arma's accessors the loop stayed scalar, with its
+  // sums in memory.
+  const double* __restrict xp = X.memptr();
+  const double* __restrict yp = y.memptr();
   double Al[2][Q * Q] = {}, bl[2][Q] = {};
   auto one = [&](std::size_t i, double* __restrict Ah, double* __restrict bh) {
     const double wi = w[i * ws];
-    const double* x = X.colptr(i);
-    double u[Q];
-    for (std::size_t t = 0; t < d; ++t) u[t] = x[t];
-    u[d] = 1;
-    const double wy = wi * y[i];
+    const double* x = xp + i * d;
+    // u = (x, 1) read in place: a copy into a local array was stored as
+    // scalars and reloaded as a vector, which stalls store forwarding.
+    auto u = [x](std::size_t t) -> double { return t + 1 < Q ? x[t] : 1.0; };
+    const double wy = wi * yp[i];
     for (std::size_t c = 0; c < Q; ++c) {
-      const double wc = wi * u[c];
-      for (std::size_t r = 0; r <= c; ++r) Ah[c * Q + r] += wc * u[r];
-      bh[c] += wy * u[c];
+      const double wc = wi * u(c);
+      for (std::size_t r = 0; r <= c; ++r) Ah[c * Q + r] += wc * u(r);
+      bh[c] += wy * u(c);
     }
   };
   std::size_t i = a;

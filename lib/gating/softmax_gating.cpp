@@ -190,26 +190,39 @@ void gate_weights_block(const arma::vec& beta0, const arma::mat& beta1, const ar
   gate_scores(beta0, beta1, X, a, b, S);
   arma::vec sums(B, arma::fill::none), lses(B, arma::fill::none);
   log_sum_exp_block(S.memptr(), k, B, Pb, sums.memptr(), lses.memptr());
-  // Q and its scale in four running sums (observation i into sum i mod 4),
-  // added at the end: one sum would wait for the previous add at every term.
-  double q[4] = {0, 0, 0, 0}, qa[4] = {0, 0, 0, 0};
   for (std::size_t i = 0; i < B; ++i) {
-    const double* sc = S.colptr(i);
     double* pr = Pb + i * k;
+    const double sum = sums[i];
+    for (std::size_t j = 0; j < k; ++j) pr[j] /= sum;
+  }
+  // Q and its scale in four running sums (observation i into sum i mod 4, in
+  // registers), added at the end: one sum would wait for the previous add at
+  // every term.
+  double q0 = 0, q1 = 0, q2 = 0, q3 = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  auto add = [&](std::size_t i, double& q, double& qa) {
+    const double* sc = S.colptr(i);
     const double* r = R.colptr(a + i);
-    const double sum = sums[i], lse = lses[i];
-    const std::size_t lane = i & 3;
+    const double lse = lses[i];
     for (std::size_t j = 0; j < k; ++j) {
-      pr[j] /= sum;
       if (r[j] != 0) {  // 0 * log 0 counts as 0
         const double rl = r[j] * (sc[j] - lse);
-        q[lane] += rl;
-        qa[lane] += std::abs(rl);
+        q += rl;
+        qa += std::abs(rl);
       }
     }
+  };
+  std::size_t i = 0;
+  for (; i + 3 < B; i += 4) {
+    add(i, q0, a0);
+    add(i + 1, q1, a1);
+    add(i + 2, q2, a2);
+    add(i + 3, q3, a3);
   }
-  acc[0] += (q[0] + q[1]) + (q[2] + q[3]);
-  acc[1] += (qa[0] + qa[1]) + (qa[2] + qa[3]);
+  if (i < B) add(i++, q0, a0);
+  if (i < B) add(i++, q1, a1);
+  if (i < B) add(i++, q2, a2);
+  acc[0] += (q0 + q1) + (q2 + q3);
+  acc[1] += (a0 + a1) + (a2 + a3);
 }
 
 /// Q at (beta0, beta1) in one pass over blocks (ridge excluded), with its
@@ -258,19 +271,20 @@ template <std::size_t QD>
   constexpr std::size_t kMax = kLoopDerivativesMaxP;
   const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, d = qd - 1, kf = R.n_rows - 1, p = kf * qd;
   const std::size_t nm = qd * (qd + 1) / 2;
-  double v[kMax], m[kMax * (kMax + 1) / 2], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
-  v[0] = 1;
+  double m[kMax * (kMax + 1) / 2], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
   for (std::size_t i = a; i < b; ++i) {
     const double* x = X.colptr(i);
     const double* pr = Pb + (i - a) * (kf + 1);
     const double* r = R.colptr(i);
     const double si = arma::arrayops::accumulate(r, kf + 1);  // s_i = sum_j R_ij, as arma::sum(R, 0)
-    for (std::size_t u = 0; u < d; ++u) v[u + 1] = x[u];
+    // v = (1, x) read in place (a copy into a local array is stored as scalars
+    // and may be reloaded as a vector, which stalls store forwarding).
+    auto v = [x](std::size_t u) -> double { return u == 0 ? 1.0 : x[u - 1]; };
     for (std::size_t w = 0, t = 0; w < qd; ++w)
-      for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v[u] * v[w];
+      for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v(u) * v(w);
     for (std::size_t j = 0, pair = 0; j < kf; ++j) {
       const double dj = r[j] - si * pr[j];
-      for (std::size_t u = 0; u < qd; ++u) gl[j * qd + u] += dj * v[u];
+      for (std::size_t u = 0; u < qd; ++u) gl[j * qd + u] += dj * v(u);
       if (H == nullptr) continue;
       for (std::size_t l = j; l < kf; ++l, ++pair) {
         const double c = si * pr[j] * ((j == l ? 1.0 : 0.0) - pr[l]);
