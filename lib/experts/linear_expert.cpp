@@ -16,6 +16,25 @@ inline double affine_value(const double* eta, const double* x, std::size_t d) {
   return v + eta[d];
 }
 
+/// h_i = affine_value(eta, x_i, d) for the n columns of X; D > 0: d known at
+/// compile time (the inner loop unrolled, the outer one vectorised; the same
+/// operations, so the same bits).
+template <std::size_t D>
+void affine_values(const double* __restrict eta, const double* __restrict X, std::size_t d_run, std::size_t n,
+                   double* __restrict h) {
+  const std::size_t d = D > 0 ? D : d_run;
+  for (std::size_t i = 0; i < n; ++i) h[i] = affine_value(eta, X + i * d, d);
+}
+
+void affine_values(const double* eta, const double* X, std::size_t d, std::size_t n, double* h) {
+  switch (d) {
+    case 1: return affine_values<1>(eta, X, d, n, h);
+    case 2: return affine_values<2>(eta, X, d, n, h);
+    case 3: return affine_values<3>(eta, X, d, n, h);
+    default: return affine_values<0>(eta, X, d, n, h);
+  }
+}
+
 }  // namespace
 
 arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
@@ -24,9 +43,8 @@ arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const 
     h += eta[d_];
     return h;
   }
-  const std::size_t n = X.n_cols, d = d_;
-  arma::rowvec h(n, arma::fill::none);
-  for (std::size_t i = 0; i < n; ++i) h[i] = affine_value(eta.memptr(), X.colptr(i), d);
+  arma::rowvec h(X.n_cols, arma::fill::none);
+  affine_values(eta.memptr(), X.memptr(), d_, X.n_cols, h.memptr());
   return h;
 }
 
@@ -105,28 +123,41 @@ void add_normal_equations(const arma::mat& X, const arma::rowvec& y, const doubl
   for (std::size_t t = 0; t < Q; ++t) rhs[t] += bl[0][t] + bl[1][t];
 }
 
+template <std::size_t D>
+void add_sse_pair_d(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, const double* e0,
+                    const double* e1, std::size_t a, std::size_t b, double& s0, double& s1) {
+  const std::size_t d = D > 0 ? D : X.n_rows;
+  const double* __restrict xp = X.memptr();
+  const double* __restrict yp = y.memptr();
+  double t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+  auto one = [&](std::size_t i, double& u0, double& u1) {
+    const double wi = w[i * ws];
+    const double r0 = yp[i] - affine_value(e0, xp + i * d, d);
+    const double r1 = yp[i] - affine_value(e1, xp + i * d, d);
+    u0 += wi * r0 * r0;
+    u1 += wi * r1 * r1;
+  };
+  std::size_t i = a;
+  for (; i + 1 < b; i += 2) {
+    one(i, t00, t10);
+    one(i + 1, t01, t11);
+  }
+  if (i < b) one(i, t00, t10);
+  s0 += t00 + t01;
+  s1 += t10 + t11;
+}
+
 /// The weighted sums of squares at two coefficient vectors e0 and e1 over the
 /// columns a..b-1, weights w[i * ws], added to s0 and s1 (even and odd
 /// observations summed apart, then together; m_step and m_step_all share it).
 void add_sse_pair(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, const double* e0,
                   const double* e1, std::size_t a, std::size_t b, double& s0, double& s1) {
-  const std::size_t d = X.n_rows;
-  double t0[2] = {0, 0}, t1[2] = {0, 0};
-  auto one = [&](std::size_t i, std::size_t lane) {
-    const double wi = w[i * ws];
-    const double r0 = y[i] - affine_value(e0, X.colptr(i), d);
-    const double r1 = y[i] - affine_value(e1, X.colptr(i), d);
-    t0[lane] += wi * r0 * r0;
-    t1[lane] += wi * r1 * r1;
-  };
-  std::size_t i = a;
-  for (; i + 1 < b; i += 2) {
-    one(i, 0);
-    one(i + 1, 1);
+  switch (X.n_rows) {
+    case 1: return add_sse_pair_d<1>(X, y, w, ws, e0, e1, a, b, s0, s1);
+    case 2: return add_sse_pair_d<2>(X, y, w, ws, e0, e1, a, b, s0, s1);
+    case 3: return add_sse_pair_d<3>(X, y, w, ws, e0, e1, a, b, s0, s1);
+    default: return add_sse_pair_d<0>(X, y, w, ws, e0, e1, a, b, s0, s1);
   }
-  if (i < b) one(i, 0);
-  s0 += t0[0] + t0[1];
-  s1 += t1[0] + t1[1];
 }
 
 /// The normal equations of the columns a..b-1 into (A, rhs), weights w[i * ws].
