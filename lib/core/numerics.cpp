@@ -85,9 +85,12 @@ arma::rowvec log_sum_exp_cols(const arma::mat& M) {
 
 void normalise_log_cols(arma::mat& M) {
   const arma::rowvec l = log_sum_exp_cols(M);
-  for (std::size_t i = 0; i < M.n_cols; ++i) {
-    if (l[i] == -kInf) continue;
-    M.col(i) -= l[i];
+  const std::size_t k = M.n_rows;
+  double* m = M.memptr();
+  for (std::size_t i = 0; i < M.n_cols; ++i) {  // plain loops: a column view per observation cost more than its k subtractions
+    const double li = l[i];
+    if (li == -kInf) continue;
+    for (std::size_t j = 0; j < k; ++j) m[i * k + j] -= li;
   }
 }
 

@@ -269,9 +269,12 @@ template <std::size_t QD>
 [[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const double* Pb,
                                                           std::size_t a, std::size_t b, double* g, double* H) {
   constexpr std::size_t kMax = kLoopDerivativesMaxP;
-  const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, d = qd - 1, kf = R.n_rows - 1, p = kf * qd;
+  const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, kf = R.n_rows - 1, p = kf * qd;
   const std::size_t nm = qd * (qd + 1) / 2;
   double m[kMax * (kMax + 1) / 2], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
+  // Unrolled loops (QD > 0) keep the moments in registers; otherwise, with a
+  // single pair (k = 2), they are formed where they are added.
+  const bool direct = QD == 0 && kf == 1;
   for (std::size_t i = a; i < b; ++i) {
     const double* x = X.colptr(i);
     const double* pr = Pb + (i - a) * (kf + 1);
@@ -280,8 +283,9 @@ template <std::size_t QD>
     // v = (1, x) read in place (a copy into a local array is stored as scalars
     // and may be reloaded as a vector, which stalls store forwarding).
     auto v = [x](std::size_t u) -> double { return u == 0 ? 1.0 : x[u - 1]; };
-    for (std::size_t w = 0, t = 0; w < qd; ++w)
-      for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v(u) * v(w);
+    if (!direct)
+      for (std::size_t w = 0, t = 0; w < qd; ++w)
+        for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v(u) * v(w);
     for (std::size_t j = 0, pair = 0; j < kf; ++j) {
       const double dj = r[j] - si * pr[j];
       for (std::size_t u = 0; u < qd; ++u) gl[j * qd + u] += dj * v(u);
@@ -289,7 +293,21 @@ template <std::size_t QD>
       for (std::size_t l = j; l < kf; ++l, ++pair) {
         const double c = si * pr[j] * ((j == l ? 1.0 : 0.0) - pr[l]);
         double* ac = acc + pair * nm;
-        for (std::size_t t = 0; t < nm; ++t) ac[t] += c * m[t];
+        if (!direct) {
+          for (std::size_t t = 0; t < nm; ++t) ac[t] += c * m[t];
+        } else {
+          // The moments v_u v_w formed where they are added (the same
+          // products): stored in an array and reloaded as vectors they stalled
+          // store forwarding (bench d = 8, k = 2: 5% faster; with more pairs
+          // forming them once is better).
+          for (std::size_t w = 0, t = 0; w < qd; ++w, ++t) {
+            const double vw = v(w);
+            ac[t] += c * (1.0 * vw);  // u = 0
+            double* at = ac + t + 1;
+            for (std::size_t u = 1; u <= w; ++u) at[u - 1] += c * (x[u - 1] * vw);
+            t += w;
+          }
+        }
       }
     }
   }
