@@ -93,17 +93,9 @@ ScoreHessian softmax_score_hessian(const GaussianMoE& m, const arma::mat& X, con
     for (std::size_t u = 0; u < ng; ++u) zj[j][u] = j * qd + u;
     for (std::size_t t = 0; t < ke; ++t) zj[j][ng + t] = pg + j * ke + t;
   }
-  struct Acc {
-    arma::vec g;  // z order
-    arma::mat H;  // z order
-    Acc& operator+=(const Acc& o) {
-      g += o.g;
-      H += o.H;
-      return *this;
-    }
-  };
-  const Acc zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
-  Acc total = reduce_blocks<Acc>(n, zero, [&](Acc& acc, std::size_t a, std::size_t b) {
+  // Accumulated in z order, moved to the flat order at the end.
+  const ScoreHessian zero{arma::vec(p, arma::fill::zeros), arma::mat(p, p, arma::fill::zeros)};
+  ScoreHessian total = reduce_blocks<ScoreHessian>(n, zero, [&](ScoreHessian& acc, std::size_t a, std::size_t b) {
     const std::size_t B = b - a;
     const arma::mat Xg = column_view(xg.mat(), a, b), Xe = column_view(xe.mat(), a, b);
     arma::mat Pi = m.gating().log_weights(Xg);  // k x B: log pi, then pi
