@@ -87,6 +87,63 @@ void FfnExpert::mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma
   }
 }
 
+namespace {
+
+/// FfnExpert::gauss_newton_block for one unit on d = 1: J = (c phi' x, [c phi'], phi)
+/// (P = 3 with the bias, 2 without), h = c phi, summed exactly as the M-step's
+/// generic loop sums a stored Jacobian (the same bits).
+template <std::size_t P>
+void gauss_newton_one_unit(const double* x, const double* phi, const double* d1, double c, const double* y,
+                           const double* w, std::size_t n, arma::mat& A, arma::vec& g, double& sse) {
+  constexpr std::size_t kTri = P * (P + 1) / 2;
+  double Al0[kTri] = {}, Al1[kTri] = {}, gl0[P] = {}, gl1[P] = {};
+  double s0 = 0, s1 = 0;
+  auto one = [&](std::size_t i, double (&a)[kTri], double (&gg)[P], double& s) {
+    const double pc = d1[i] * c;
+    double J[P];
+    J[0] = x[i] * pc;
+    if constexpr (P == 3) J[1] = pc;
+    J[P - 1] = phi[i];
+    const double h = 0.0 + c * phi[i];
+    const double r = y[i] - h;
+    const double wi = w[i], wr = wi * r;
+    s += wr * r;
+    for (std::size_t v = 0, t = 0; v < P; ++v) {
+      const double wj = wi * J[v];
+      gg[v] += wr * J[v];
+      for (std::size_t u = 0; u <= v; ++u, ++t) a[t] += wj * J[u];
+    }
+  };
+  std::size_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    one(i, Al0, gl0, s0);
+    one(i + 1, Al1, gl1, s1);
+  }
+  if (i < n) one(i, Al0, gl0, s0);
+  for (std::size_t v = 0, t = 0; v < P; ++v) {
+    g[v] += gl0[v] + gl1[v];
+    for (std::size_t u = 0; u <= v; ++u, ++t) A(u, v) += Al0[t] + Al1[t];
+  }
+  sse += s0 + s1;
+}
+
+}  // namespace
+
+bool FfnExpert::gauss_newton_block(const arma::mat& Xb, const double* y, const double* w, const arma::vec& eta,
+                                   arma::mat& A, arma::vec& g, double& sse) const {
+  if (units_ != 1 || d_ != 1) return false;
+  const std::size_t n = Xb.n_cols;
+  arma::rowvec z = pre(Xb, eta, 0);
+  arma::rowvec p1(n, arma::fill::none);
+  activate_all(act_, z.memptr(), n, z.memptr(), p1.memptr());  // z now holds phi(z)
+  const double c = eta[co(0)];
+  if (bias_)
+    gauss_newton_one_unit<3>(Xb.memptr(), z.memptr(), p1.memptr(), c, y, w, n, A, g, sse);
+  else
+    gauss_newton_one_unit<2>(Xb.memptr(), z.memptr(), p1.memptr(), c, y, w, n, A, g, sse);
+  return true;
+}
+
 arma::mat FfnExpert::jacobian(const arma::mat& X, const arma::vec& eta) const {
   arma::rowvec h;
   arma::mat J;

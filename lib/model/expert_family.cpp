@@ -129,6 +129,7 @@ LmSystem lm_system(const ExpertFamily& f, const arma::mat& X, const arma::rowvec
   const LmSystem zero{arma::mat(p, p, arma::fill::zeros), arma::vec(p, arma::fill::zeros), 0.0};
   LmSystem sys = reduce_blocks<LmSystem>(X.n_cols, zero, [&](LmSystem& acc, std::size_t a, std::size_t b) {
     const std::size_t B = b - a;
+    if (f.gauss_newton_block(columns(X, a, b), y.colptr(a), w.colptr(a), eta, acc.A, acc.g, acc.sse)) return;
     arma::rowvec h;
     arma::mat J;
     f.mean_and_jacobian(columns(X, a, b), eta, h, J);

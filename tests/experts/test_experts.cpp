@@ -299,6 +299,46 @@ TEST_CASE("Levenberg-Marquardt M-step over several blocks reaches the weighted l
   }
 }
 
+TEST_CASE("ffn: one unit on one covariate sums its Gauss-Newton block without a Jacobian matrix") {
+  // gauss_newton_block against the dense sums from jacobian() and mean():
+  // A = J W J^T (upper triangle), g = J W r, sse = sum w r^2 (an odd n: the
+  // parity split's last observation).
+  Rng rng(58);  // seed 58
+  const std::size_t n = 2047;
+  for (const char* spec : {"ffn:tanh", "ffn:tanh,bias=false", "ffn:sigmoid", "ffn:gelu,bias=false"}) {
+    INFO("family " << std::string(spec));
+    const auto f = make_expert_family(parse_family_spec(spec), 1);
+    arma::mat X(1, n);
+    for (auto& v : X) v = rng.normal(0, 1);
+    arma::vec eta(f->n_params());
+    for (auto& v : eta) v = rng.normal(0, 1);
+    arma::rowvec y(n), w(n);
+    for (auto& v : y) v = rng.normal(0, 1);
+    for (auto& v : w) v = rng.uniform();
+    const std::size_t p = f->n_params();
+    arma::mat A(p, p, arma::fill::zeros);
+    arma::vec g(p, arma::fill::zeros);
+    double sse = 0;
+    REQUIRE(f->gauss_newton_block(X, y.memptr(), w.memptr(), eta, A, g, sse));
+    const arma::mat J = f->jacobian(X, eta);
+    const arma::rowvec r = y - f->mean(X, eta);
+    const arma::mat Ad = (J.each_row() % w) * J.t();
+    const arma::vec gd = J * (w % r).t();
+    CHECK(arma::abs(arma::trimatu(A) - arma::trimatu(Ad)).max() <= 1e-12 * arma::abs(Ad).max());
+    CHECK(arma::abs(g - gd).max() <= 1e-12 * std::max(1.0, arma::abs(gd).max()));
+    CHECK(sse == doctest::Approx(arma::accu(w % r % r)).epsilon(1e-12));
+  }
+  // More units or covariates: the generic pass (false, nothing added).
+  arma::mat A(3, 3, arma::fill::zeros);
+  arma::vec g(3, arma::fill::zeros);
+  double sse = 0;
+  const arma::mat X2(2, 4, arma::fill::ones);
+  const arma::rowvec y4(4, arma::fill::ones), w4(4, arma::fill::ones);
+  const auto f2 = make_expert_family(parse_family_spec("ffn:tanh,bias=false"), 2);
+  CHECK_FALSE(f2->gauss_newton_block(X2, y4.memptr(), w4.memptr(), arma::vec{1, 1, 1}, A, g, sse));
+  CHECK(sse == 0.0);
+}
+
 TEST_CASE("ffn: bias-free layout, model file and options") {
   const auto f = make_expert_family(parse_family_spec("ffn:tanh,bias=false"), 2);
   CHECK(f->family_json() == json{{"family", "ffn"}, {"activation", "tanh"}, {"bias", false}});

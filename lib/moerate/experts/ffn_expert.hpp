@@ -77,6 +77,10 @@ public:
   arma::rowvec mean(const arma::mat& X, const arma::vec& eta) const override;
   arma::mat jacobian(const arma::mat& X, const arma::vec& eta) const override;
   void mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma::rowvec& h, arma::mat& J) const override;
+  /// One unit on one covariate: J_i and h_i formed in registers (no Jacobian
+  /// matrix); otherwise false (the generic pass).
+  bool gauss_newton_block(const arma::mat& Xb, const double* y, const double* w, const arma::vec& eta, arma::mat& A,
+                          arma::vec& g, double& sse) const override;
   arma::mat hessian(const arma::mat& X, const arma::vec& eta) const override;
   json to_json(const arma::vec& eta) const override;
   arma::vec from_json(const json& j, const std::string& where) const override;

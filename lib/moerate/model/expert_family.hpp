@@ -103,6 +103,18 @@ public:
     h = mean(X, eta);
     J = jacobian(X, eta);
   }
+  /// The Gauss-Newton sums of the weighted least-squares M-step over the
+  /// columns of the block Xb (y and w point at its responses and weights):
+  /// A += sum_i w_i J_i J_i^T (upper triangle), g += sum_i w_i r_i J_i and
+  /// sse += sum_i w_i r_i^2, r = y - h, in the order of the M-step's own loop
+  /// (even and odd observations apart; model/expert_family.cpp). A family that
+  /// forms J_i and h_i on the fly overrides it; the default returns false and
+  /// the M-step builds the block's Jacobian with mean_and_jacobian instead.
+  virtual bool gauss_newton_block(const arma::mat& Xb, const double* y, const double* w, const arma::vec& eta,
+                                  arma::mat& A, arma::vec& g, double& sse) const {
+    (void)Xb, (void)y, (void)w, (void)eta, (void)A, (void)g, (void)sse;
+    return false;
+  }
   /// d^2 h / (d eta_u d eta_v) at every x: returns a q*q x n matrix, row u*q+v.
   /// Default: central differences of jacobian() (accuracy ~1e-7 relative).
   virtual arma::mat hessian(const arma::mat& X, const arma::vec& eta) const;
