@@ -56,11 +56,6 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
 
 namespace {
 
-/// Columns a..b-1 of M as a read-only matrix, without a copy.
-const arma::mat column_view(const arma::mat& M, std::size_t a, std::size_t b) {
-  return arma::mat(const_cast<double*>(M.colptr(a)), M.n_rows, b - a, false, true);
-}
-
 /// loglik_score_hessian for a softmax gate (see the header). In the order
 /// z = (gate rows, e_1, ..., e_k) (e_j: expert j's eta_j then its log nu_j),
 /// let w_ij be v_i in gate block j (none for the reference expert k) and e_ij

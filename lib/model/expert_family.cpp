@@ -42,11 +42,6 @@ arma::mat ExpertFamily::hessian(const arma::mat& X, const arma::vec& eta) const 
 
 namespace {
 
-/// Columns a..b-1 of X as a matrix, without a copy.
-const arma::mat columns(const arma::mat& X, std::size_t a, std::size_t b) {
-  return arma::mat(const_cast<double*>(X.colptr(a)), X.n_rows, b - a, false, true);
-}
-
 double block_sse(const double* y, const double* h, const double* w, std::size_t B) {
   double s = 0;
   for (std::size_t i = 0; i < B; ++i) {
@@ -129,10 +124,11 @@ LmSystem lm_system(const ExpertFamily& f, const arma::mat& X, const arma::rowvec
   const LmSystem zero{arma::mat(p, p, arma::fill::zeros), arma::vec(p, arma::fill::zeros), 0.0};
   LmSystem sys = reduce_blocks<LmSystem>(X.n_cols, zero, [&](LmSystem& acc, std::size_t a, std::size_t b) {
     const std::size_t B = b - a;
-    if (f.gauss_newton_block(columns(X, a, b), y.colptr(a), w.colptr(a), eta, acc.A, acc.g, acc.sse)) return;
+    const arma::mat Xb = column_view(X, a, b);
+    if (f.gauss_newton_block(Xb, y.colptr(a), w.colptr(a), eta, acc.A, acc.g, acc.sse)) return;
     arma::rowvec h;
     arma::mat J;
-    f.mean_and_jacobian(columns(X, a, b), eta, h, J);
+    f.mean_and_jacobian(Xb, eta, h, J);
     if (p <= kLoopMaxP) {
       // Plain loops: for a few parameters a BLAS product over a 2048-column
       // block is mostly call overhead (the upper triangle, then mirrored).
@@ -155,7 +151,7 @@ LmSystem lm_system(const ExpertFamily& f, const arma::mat& X, const arma::rowvec
 double blocked_sse(const ExpertFamily& f, const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                    const arma::vec& eta) {
   return reduce_blocks<double>(X.n_cols, 0.0, [&](double& acc, std::size_t a, std::size_t b) {
-    const arma::rowvec h = f.mean(columns(X, a, b), eta);
+    const arma::rowvec h = f.mean(column_view(X, a, b), eta);
     acc += block_sse(y.colptr(a), h.memptr(), w.colptr(a), b - a);
   });
 }

@@ -19,6 +19,12 @@
 
 namespace moerate {
 
+/// Columns a..b-1 of M as a read-only matrix, without a copy (a block of
+/// observations handed to code that takes a matrix).
+inline const arma::mat column_view(const arma::mat& M, std::size_t a, std::size_t b) {
+  return arma::mat(const_cast<double*>(M.colptr(a)), M.n_rows, b - a, false, true);
+}
+
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
