@@ -227,6 +227,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   constexpr int kPolishFirst = 30;
   int polish_interval = kPolishFirst, next_polish = kPolishFirst;
   bool polish_productive = true;
+  PolishOptions polish;  // the trust region's radius carries over from one polish to the next
   while (true) {
     throw_if_cancelled(opt.cancel);
     if (res.iterations >= opt.max_iter) {
@@ -319,7 +320,8 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     }
     if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
       s.R.reset();  // memory: the polish evaluates its own R; s is re-evaluated below
-      const PolishResult pr = newton_polish(model, X, y, box, s.ll);
+      const PolishResult pr = newton_polish(model, X, y, box, s.ll, polish);
+      if (pr.radius > 0) polish.initial_radius = pr.radius;
       res.newton_calls++;
       res.newton_steps += pr.steps;
       polish_productive = pr.steps > 0;

@@ -148,6 +148,71 @@ TEST_CASE("Newton polish respects the box: a bounded coordinate stays inside (se
   CHECK(box.contains(m.flat_params()));
 }
 
+TEST_CASE("trust-region step: Moré-Sorensen optimality for a convex, an indefinite and a hard-case model") {
+  // Optimality (Moré and Sorensen 1983): (A + mu I) e = g with A + mu I positive
+  // semidefinite, mu >= 0, |e| <= radius and mu (radius - |e|) = 0.
+  auto check = [](const arma::mat& A, const arma::vec& g, double radius, bool expect_newton) {
+    arma::vec lam;
+    arma::mat Q;
+    REQUIRE(arma::eig_sym(lam, Q, A));
+    bool newton = false;
+    const arma::vec e = trust_region_step(lam, Q, Q.t() * g, radius, newton);
+    CHECK(newton == expect_newton);
+    CHECK(arma::norm(e) <= radius * (1 + 1e-10));
+    // mu from the step: (A + mu I) e = g, least squares over the coordinates.
+    const arma::vec r = g - A * e;
+    const double mu = arma::dot(r, e) / std::max(arma::dot(e, e), 1e-300);
+    CHECK(mu >= -1e-9);
+    CHECK(arma::norm(g - (A + mu * arma::eye(A.n_rows, A.n_rows)) * e) <= 1e-8 * (1 + arma::norm(g)));
+    CHECK(lam.min() + mu >= -1e-9);
+    if (!newton) CHECK(arma::norm(e) == Approx(radius).epsilon(1e-9));
+    // No point of the ball does better: random points on and inside the sphere.
+    const double m = arma::dot(g, e) - 0.5 * arma::dot(e, A * e);
+    Rng rng(5);
+    for (int t = 0; t < 2000; ++t) {
+      arma::vec z(A.n_rows);
+      for (auto& v : z) v = rng.normal();
+      z *= radius * (t % 2 ? 1.0 : rng.uniform()) / arma::norm(z);
+      CHECK(arma::dot(g, z) - 0.5 * arma::dot(z, A * z) <= m + 1e-12 * (1 + std::abs(m)));
+    }
+  };
+  const arma::mat A = {{4, 1, 0}, {1, 3, 0.5}, {0, 0.5, 2}};
+  const arma::vec g = {1, -2, 0.5};
+  check(A, g, 10.0, true);    // the Newton step A^-1 g lies inside
+  check(A, g, 0.1, false);    // on the boundary, mu > 0
+  const arma::mat B = {{2, 0.3, 0}, {0.3, -1, 0.2}, {0, 0.2, 0.5}};  // indefinite
+  check(B, g, 0.7, false);
+  check(B, g, 5.0, false);
+  // Hard case: g orthogonal to the lowest eigenvector (-1 along e_3).
+  const arma::mat C = arma::diagmat(arma::vec{2, 1, -1});
+  check(C, arma::vec{1, 1, 0}, 3.0, false);
+}
+
+TEST_CASE("Newton polish puts a coordinate the step crosses on its bound and then certifies (seed 43)") {
+  const Sim s = simulate(experiment_a(), 2000, 43);
+  GaussianMoE m = experiment_a();
+  ParameterBounds b;
+  b.gate_slope = 1.0;  // the truth's gate slope lies outside: the constrained optimum is on the bound
+  const Box box = b.box(m);
+  // Start just inside the bound: Newton's step crosses it.
+  arma::vec theta = box.clamp(m.flat_params());
+  std::size_t on = theta.n_elem;
+  for (std::size_t i = 0; i < theta.n_elem; ++i)
+    if (std::isfinite(box.upper[i]) && theta[i] >= box.upper[i]) on = i;
+  REQUIRE(on < theta.n_elem);
+  theta[on] = box.upper[on] - 0.05;
+  m.set_flat_params(theta);
+  const double l0 = m.log_likelihood(s.X, s.y);
+  PolishOptions po;
+  po.max_steps = 30;
+  const PolishResult r = newton_polish(m, s.X, s.y, box, l0, po);
+  CHECK(r.gain > 0);
+  CHECK(box.contains(m.flat_params()));
+  CHECK(m.flat_params()[on] == box.upper[on]);  // on the bound exactly, not held short of it
+  // The constrained optimum: the score statistic with the box's active set is zero.
+  CHECK(score_statistic(m, s.X, s.y, box) < 1e-6);
+}
+
 TEST_CASE("over-fitted EM: squarem-newton is certified at the same optimum as SQUAREM, in fewer EM steps (seed 21)") {
   const Sim s = simulate(experiment_a(), 2000, 21);
   const GaussianMoE start = overfitted_start(s);
