@@ -28,10 +28,16 @@ flexmix's minus 1e-9 |l| (flexmix's own rule stops up to about 1e-6 |l| short).
 Needs Rscript with the flexmix package (Debian: r-cran-flexmix; a benchmark-only
 dependency, not part of the README's set-up). Python standard library only.
 
+Every timed run is repeated (--repeat, default 3: each moerate fit, the
+`moerate loglik` read and flexmix's stepFlexmix call inside one R session) and
+the medians are used: single runs of a few milliseconds moved by 30-50% between
+two runs of the script (round 12). The estimates of repeated runs are identical
+(same seeds), so the log-likelihoods are those of any one run.
+
 usage: bench/flexmix_compare.py [MOERATE] [--dims 1,2,8] [--sizes 1000,10000,100000] [--reps 1]
-                               [--rules certified,same]
+                               [--rules certified,same] [--repeat 3]
 """
-import argparse, json, math, os, resource, shutil, subprocess, sys, tempfile, time
+import argparse, json, math, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("moerate", nargs="?", default="build/apps/moerate")
@@ -40,7 +46,11 @@ ap.add_argument("--sizes", default="1000,10000,100000")
 ap.add_argument("--reps", type=int, default=1)
 ap.add_argument("--starts", type=int, default=3)
 ap.add_argument("--rules", default="certified,same")
+ap.add_argument("--repeat", type=int, default=3,
+                help="runs of each timed fit (both programs) and of the CSV read; medians are reported")
 a = ap.parse_args()
+if a.repeat < 1:
+    sys.exit("flexmix_compare: --repeat must be at least 1")
 RULES = {"certified": [], "same": ["--tol", "1e-6"]}
 rules = a.rules.split(",")
 for r in rules:
@@ -75,16 +85,20 @@ def cpu_run(args):
 R_SCRIPT = r"""
 suppressMessages(library(flexmix))
 args <- commandArgs(trailingOnly = TRUE)
-D <- read.csv(args[1]); d <- as.integer(args[2]); nrep <- as.integer(args[3])
+D <- read.csv(args[1]); d <- as.integer(args[2]); nrep <- as.integer(args[3]); nrun <- as.integer(args[4])
 xs <- paste0("x", seq_len(d))
 fy <- as.formula(paste("y ~", paste(xs, collapse = " + ")))
 fc <- as.formula(paste("~", paste(xs, collapse = " + ")))
-set.seed(1)
-tm <- system.time(f <- stepFlexmix(fy, data = D, k = 2, nrep = nrep, verbose = FALSE,
-                                   concomitant = FLXPmultinom(fc),
-                                   control = list(tolerance = 1e-6, iter.max = 10000)))
+cpu <- numeric(nrun)
+for (run in seq_len(nrun)) {
+  set.seed(1)  # the same fit every run
+  tm <- system.time(f <- stepFlexmix(fy, data = D, k = 2, nrep = nrep, verbose = FALSE,
+                                     concomitant = FLXPmultinom(fc),
+                                     control = list(tolerance = 1e-6, iter.max = 10000)))
+  cpu[run] <- unname(tm[1] + tm[2])
+}
 if (inherits(f, "stepFlexmix")) f <- getModel(f, "1")
-out <- list(cpu = unname(tm[1] + tm[2]), loglik = as.numeric(logLik(f)), k = f@k, iter = f@iter)
+out <- list(cpu = median(cpu), loglik = as.numeric(logLik(f)), k = f@k, iter = f@iter)
 if (f@k == 2) {
   p <- parameters(f)               # rows: (Intercept), x1..xd, sigma; one column per component
   g <- parameters(f, which = "concomitant")  # rows: (Intercept), x1..xd; column 1 is the reference (zeros)
@@ -136,7 +150,7 @@ for d in [int(v) for v in a.dims.split(",")]:
             subprocess.run([M, "simulate", "--model", tf, "--n", str(n), "--seed", str(100 + rep),
                             "--design", "normal:0,1", "--out", data], check=True, env=env,
                            stdout=subprocess.DEVNULL)
-            p = subprocess.run(["Rscript", rfile, data, str(d), str(a.starts)], capture_output=True, text=True,
+            p = subprocess.run(["Rscript", rfile, data, str(d), str(a.starts), str(a.repeat)], capture_output=True, text=True,
                                env=env)
             if p.returncode != 0:
                 print(f"{d:>2} {n:>7} {rep:>3}  flexmix failed: {p.stderr.strip()[-200:]}")
@@ -150,11 +164,13 @@ for d in [int(v) for v in a.dims.split(",")]:
                 json.dump(flexmix_model(res, d), open(fm, "w"))
                 l_fm = loglik(fm, data)
                 note = ""
-            read_cpu = cpu_run([M, "loglik", "--model", tf, "--data", data])
+            read_cpu = statistics.median(cpu_run([M, "loglik", "--model", tf, "--data", data]) for _ in range(a.repeat))
             for rule in rules:
                 fit = os.path.join(tmp, "fit.json")
-                fit_cpu = cpu_run([M, "fit", "--data", data, "--experts", "2", "--starts", str(a.starts),
-                                   "--threads", "1", "--seed", str(rep + 1), "--quiet", "--out", fit] + RULES[rule])
+                fit_cpu = statistics.median(
+                    cpu_run([M, "fit", "--data", data, "--experts", "2", "--starts", str(a.starts), "--threads", "1",
+                             "--seed", str(rep + 1), "--quiet", "--out", fit] + RULES[rule])
+                    for _ in range(a.repeat))
                 ours = max(fit_cpu - read_cpu, 1e-6)
                 l_ours = json.load(open(fit))["log_likelihood"]
                 slack = 1e-6 if rule == "certified" else 1e-9
