@@ -320,6 +320,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
     }
     if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
       s.R.reset();  // memory: the polish evaluates its own R; s is re-evaluated below
+      polish.min_gain = std::max(change, 0.0) / 3;  // EM's gain per step in the last cycle
       const PolishResult pr = newton_polish(model, X, y, box, s.ll, polish);
       if (pr.radius > 0) polish.initial_radius = pr.radius;
       res.newton_calls++;

@@ -149,7 +149,7 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
     const QuadraticModel full(H, g, F);
     if (!full.ok) break;
     QuadraticModel qm = full;
-    bool moved = false, stop = false;
+    bool moved = false, stop = false, crawling = false;
     while (true) {
       bool newton = false;
       arma::vec e = trust_region_step(qm.lam, qm.Q, qm.gq, radius, newton);
@@ -205,6 +205,7 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
       }
       if (lc > ll && rho > 1e-4) {
         model.set_flat_params(cand);
+        crawling = newton && lc - ll < opt.min_gain;
         ll = lc;
         moved = true;
         break;
@@ -217,6 +218,7 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
     }
     if (stop || !moved) break;
     res.steps++;
+    if (crawling) break;  // a full Newton step gained less than EM would: back to EM
   }
   res.radius = radius;
   res.log_likelihood = ll;

@@ -135,6 +135,27 @@ TEST_CASE("Newton polish: never lowers l, reaches a zero score from a perturbed 
   CHECK(r2.gain < 1e-6);
 }
 
+TEST_CASE("Newton polish hands back to EM after a full Newton step that gains less than min_gain (seed 41)") {
+  const Sim s = simulate(experiment_a(), 2000, 41);
+  GaussianMoE m = experiment_a();
+  REQUIRE(run_em(m, s.X, s.y, EMOptions{}).stop_reason == StopReason::converged);
+  const arma::vec start = m.flat_params() + 0.05;
+  PolishOptions po;
+  po.max_steps = 30;
+  po.initial_radius = 1e6;  // every step a full Newton step
+  GaussianMoE a = m, b = m;
+  a.set_flat_params(start);
+  b.set_flat_params(start);
+  const double l0 = a.log_likelihood(s.X, s.y);
+  const PolishResult full = newton_polish(a, s.X, s.y, Box{}, l0, po);
+  po.min_gain = arma::datum::inf;  // no Newton step gains that much: stop after the first
+  const PolishResult first = newton_polish(b, s.X, s.y, Box{}, l0, po);
+  CHECK(full.steps > 2);
+  CHECK(first.steps == 1);
+  CHECK(first.gain > 0);
+  CHECK(first.gain <= full.gain);
+}
+
 TEST_CASE("Newton polish respects the box: a bounded coordinate stays inside (seed 42)") {
   const Sim s = simulate(experiment_a(), 1000, 42);
   GaussianMoE m = experiment_a();

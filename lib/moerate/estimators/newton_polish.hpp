@@ -22,7 +22,8 @@
 //   log-likelihood never decreases.
 // Steps repeat until twice the predicted gain (the Newton decrement g'A^-1 g
 // for a full step) falls below decrement_tol (nats), max_steps, or
-// max_rejections. EM passes the last radius to the next polish. Near a
+// max_rejections, or a full Newton step gains less than min_gain (EM passes a
+// third of its last cycle's gain: Newton crawls along a curved valley there). EM passes the last radius to the next polish. Near a
 // non-degenerate maximum the convergence is quadratic, where EM's is linear with
 // a rate that tends to 1 in the singular regime. EM still certifies the result
 // (the polish only moves the iterate; em.hpp's stopping rule decides).
@@ -40,6 +41,7 @@ namespace moerate {
 struct PolishOptions {
   int max_steps = 50;            // Newton steps (score and Hessian evaluations) per call
   int max_rejections = 30;       // trial points rejected per call before giving up
+  double min_gain = 0;           // stop after a full Newton step that gained less than this (nats)
   double initial_radius = 1;     // trust region's radius at the first step (scaled coordinates)
   double max_radius = 1e10;       // and its largest value
   double decrement_tol = 1e-10;  // stop when g' delta (about twice the gain still available) is below this
