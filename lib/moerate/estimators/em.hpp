@@ -18,12 +18,14 @@
 // theta' once more and keeps whichever of M(theta') and theta2 has the larger
 // log-likelihood: the log-likelihood never decreases. Over-fitted (singular)
 // problems, where plain EM crawls, are where it matters (docs/estimators.md).
-// squarem-newton (the default) adds safeguarded Newton steps on the observed
+// squarem-newton (the default) adds trust-region Newton steps on the observed
 // log-likelihood (estimators/newton_polish.hpp) where EM crawls: when a cycle
 // changes l by less than abs_tol while the score statistic is still above
 // score_tol, and on a schedule (first after 30 EM steps, then every 30; the
-// interval doubles each time a polish gains nothing). EM's own stopping rule
-// still decides convergence, after at least one more cycle.
+// interval doubles each time a polish gains nothing). The polish keeps its
+// trust region's radius from one call to the next and hands back to EM after a
+// full Newton step that gains less than a third of EM's last cycle. EM's own
+// stopping rule still decides convergence, after at least one more cycle.
 // `iterations` counts EM steps (M-steps), three per SQUAREM cycle, so caps
 // and comparisons with plain EM are in the same unit.
 //
