@@ -1,6 +1,7 @@
 #include "moerate/experts/linear_expert.hpp"
 
 #include "moerate/core/error.hpp"
+#include "moerate/core/gram.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 
@@ -38,13 +39,23 @@ void affine_values(const double* eta, const double* X, std::size_t d, std::size_
 }  // namespace
 
 arma::rowvec LinearExpert::mean(const arma::mat& X, const arma::vec& eta) const {
-  if (d_ > kLoopAffineMaxD) {
-    arma::rowvec h = eta.head(d_).t() * X;
-    h += eta[d_];
+  arma::rowvec h(X.n_cols, arma::fill::none);
+  if (d_ <= 3) {
+    affine_values(eta.memptr(), X.memptr(), d_, X.n_cols, h.memptr());
     return h;
   }
-  arma::rowvec h(X.n_cols, arma::fill::none);
-  affine_values(eta.memptr(), X.memptr(), d_, X.n_cols, h.memptr());
+  // Feature-major blocks, lanes across observations: the operations of
+  // affine_value, so the same bits as the M-step's sums of squares.
+  for_blocks(X.n_cols, [&](std::size_t a, std::size_t b) {
+    GramRows rows(d_);
+    alignas(32) double hb[GramRows::kCap];
+    for (std::size_t s = a; s < b; s += GramRows::kCap) {
+      const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s;
+      rows.copy_columns(X.memptr(), d_, s, e, 0);
+      affine_rows(rows.data(), rows.ld(), d_, eta.memptr(), rows.pad(S), hb);
+      std::copy(hb, hb + S, h.memptr() + s);
+    }
+  });
   return h;
 }
 
@@ -156,38 +167,71 @@ void add_sse_pair(const arma::mat& X, const arma::rowvec& y, const double* w, st
     case 1: return add_sse_pair_d<1>(X, y, w, ws, e0, e1, a, b, s0, s1);
     case 2: return add_sse_pair_d<2>(X, y, w, ws, e0, e1, a, b, s0, s1);
     case 3: return add_sse_pair_d<3>(X, y, w, ws, e0, e1, a, b, s0, s1);
-    default: return add_sse_pair_d<0>(X, y, w, ws, e0, e1, a, b, s0, s1);
+    default: break;
+  }
+  const std::size_t d = X.n_rows;
+  GramRows rows(d);
+  alignas(32) double c[GramRows::kCap], r[GramRows::kCap];
+  alignas(32) double l0[kLanes] = {}, l1[kLanes] = {};
+  for (std::size_t s = a; s < b; s += GramRows::kCap) {
+    const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s, P = GramRows::padded(S);
+    rows.copy_columns(X.memptr(), d, s, e, 0);
+    rows.pad(S);
+    for (std::size_t i = 0; i < S; ++i) c[i] = w[(s + i) * ws];
+    std::fill(c + S, c + P, 0.0);
+    for (auto [eta, acc] : {std::pair{e0, l0}, std::pair{e1, l1}}) {
+      affine_rows(rows.data(), rows.ld(), d, eta, P, r);
+      for (std::size_t i = 0; i < S; ++i) r[i] = y[s + i] - r[i];
+      weighted_squares_add_lanes(c, r, P, acc);
+    }
+  }
+  s0 += lane_sum(l0);
+  s1 += lane_sum(l1);
+}
+
+/// The normal equations of m experts over the columns a..b-1 (d > 3), expert
+/// j's weight of observation i at w[j + i * ws]: the moments of (x_i, 1, y_i)
+/// summed in lanes over feature-major blocks (core/gram.hpp), each block
+/// copied once for all m experts.
+void add_normal_equations_lanes(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws,
+                                std::size_t m, std::size_t a, std::size_t b, NormalEquations* out) {
+  const std::size_t d = X.n_rows, q = d + 1, qa = d + 2, np = gram_pairs(qa) * kLanes;
+  GramRows rows(qa);
+  std::vector<double> lanes(m * np, 0.0);
+  alignas(32) double c[GramRows::kCap];
+  for (std::size_t s = a; s < b; s += GramRows::kCap) {
+    const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s, P = GramRows::padded(S);
+    rows.copy_columns(X.memptr(), d, s, e, 0);
+    rows.fill_row(d, 1.0, S);
+    std::copy(y.memptr() + s, y.memptr() + e, rows.row(d + 1));
+    rows.pad(S);
+    std::fill(c + S, c + P, 0.0);
+    for (std::size_t j = 0; j < m; ++j) {
+      for (std::size_t i = 0; i < S; ++i) c[i] = w[j + (s + i) * ws];
+      gram_add_lanes(rows.data(), rows.ld(), qa, c, P, lanes.data() + j * np);
+    }
+  }
+  for (std::size_t j = 0; j < m; ++j) {
+    const double* l = lanes.data() + j * np;
+    double* A = out[j].A.memptr();
+    for (std::size_t v = 0; v < q; ++v) {
+      for (std::size_t u = 0; u <= v; ++u) A[v * q + u] += lane_sum(l + gram_index(u, v) * kLanes);
+      out[j].b[v] += lane_sum(l + gram_index(v, q) * kLanes);
+    }
   }
 }
 
-/// The normal equations of the columns a..b-1 into (A, rhs), weights w[i * ws].
-/// Plain loops (BLAS wins above d = 3), unrolled for a fixed q; for larger q a
-/// BLAS product of U = (x_i, 1) sqrt(w_i) over the block (U0: the block's
-/// (x_i, 1) when the caller has it, else built here).
+/// The normal equations of the columns a..b-1 into ne, weights w[i * ws]:
+/// plain loops unrolled for q = d + 1 <= 4, lanes over feature-major blocks
+/// above (add_normal_equations_lanes).
 void add_normal_equations_block(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws,
-                                std::size_t a, std::size_t b, arma::mat& A, arma::vec& rhs,
-                                const arma::mat* U0 = nullptr) {
-  const std::size_t d = X.n_rows, q = d + 1;
-  switch (q) {
-    case 2: return add_normal_equations<2>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
-    case 3: return add_normal_equations<3>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
-    case 4: return add_normal_equations<4>(X, y, w, ws, a, b, A.memptr(), rhs.memptr());
-    default: break;
+                                std::size_t a, std::size_t b, NormalEquations& ne) {
+  switch (X.n_rows + 1) {
+    case 2: return add_normal_equations<2>(X, y, w, ws, a, b, ne.A.memptr(), ne.b.memptr());
+    case 3: return add_normal_equations<3>(X, y, w, ws, a, b, ne.A.memptr(), ne.b.memptr());
+    case 4: return add_normal_equations<4>(X, y, w, ws, a, b, ne.A.memptr(), ne.b.memptr());
+    default: return add_normal_equations_lanes(X, y, w, ws, 1, a, b, &ne);
   }
-  arma::rowvec sw(b - a, arma::fill::none);
-  for (std::size_t i = a; i < b; ++i) sw[i - a] = w[i * ws];
-  sw = arma::sqrt(sw);
-  arma::mat U;
-  if (U0 != nullptr) {
-    U = U0->each_row() % sw;  // scaled while copied: one pass over the block
-  } else {
-    U.set_size(q, b - a);
-    U.rows(0, d - 1) = X.cols(a, b - 1);
-    U.row(d).ones();
-    U.each_row() %= sw;
-  }
-  A += U * U.t();
-  rhs += U * (y.cols(a, b - 1) % sw).t();
 }
 
 /// beta from the normal equations (A: upper triangle filled), after a
@@ -219,7 +263,7 @@ arma::vec weighted_least_squares(const arma::mat& X, const arma::rowvec& y, cons
   const NormalEquations zero{arma::mat(q, q, arma::fill::zeros), arma::vec(q, arma::fill::zeros)};
   const NormalEquations ne = reduce_blocks<NormalEquations>(X.n_cols, zero, [&](NormalEquations& acc, std::size_t a,
                                                                                  std::size_t b) {
-    add_normal_equations_block(X, y, w.memptr(), 1, a, b, acc.A, acc.b);
+    add_normal_equations_block(X, y, w.memptr(), 1, a, b, acc);
   });
   const arma::vec beta = solve_normal_equations(ne);
   if (!beta.is_empty()) return beta;
@@ -297,19 +341,14 @@ public:
   /// (per expert the same operations, in the same order, as weighted_least_squares).
   void first_block(std::size_t a, std::size_t b) override {
     AllNormalEquations& acc = parts_[chunk_[a / kObsBlock]];
-    arma::mat U0;
-    if (q_ > 4) {
-      U0.set_size(q_, b - a);
-      U0.rows(0, d_ - 1) = X_.cols(a, b - 1);
-      U0.row(d_).ones();
-    }
     for (std::size_t j = 0; j < k_; ++j) {
       const double* w = R_.memptr() + j;
       double s = 0;
       for (std::size_t i = a; i < b; ++i) s += w[i * k_];
       acc.weight[j] += s;
-      add_normal_equations_block(X_, y_, w, k_, a, b, acc.ne[j].A, acc.ne[j].b, q_ > 4 ? &U0 : nullptr);
+      if (q_ <= 4) add_normal_equations_block(X_, y_, w, k_, a, b, acc.ne[j]);
     }
+    if (q_ > 4) add_normal_equations_lanes(X_, y_, R_.memptr(), k_, k_, a, b, acc.ne.data());
   }
 
   void first_done() override {

@@ -1,6 +1,7 @@
 #include "moerate/gating/softmax_gating.hpp"
 
 #include "moerate/core/error.hpp"
+#include "moerate/core/gram.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 
@@ -12,13 +13,12 @@ namespace moerate {
 
 namespace {
 
-/// Largest number of free gate parameters whose gradient and Hessian are
-/// accumulated by a plain loop over observations (above it, by BLAS products
-/// over blocks: (k-1)(d+1) squared multiply-adds per observation). The loop
-/// accumulates k(k-1)/2 sets of (d+1)(d+2)/2 moments, fewer multiply-adds than
-/// the products and no copies. Measured (`bench`, one thread, EM iteration):
-/// 17% faster at d = 8, k = 4 (p = 27) and d = 4, k = 8 (p = 35), even at
-/// d = 16, k = 4 (p = 51).
+/// For d <= 3: the largest number of free gate parameters whose gradient and
+/// Hessian are accumulated by a plain loop over observations (above it, by
+/// BLAS products over blocks). For d > 3 the moments are summed in lanes over
+/// feature-major blocks (core/gram.hpp) for every k: against the loop and the
+/// BLAS products, an EM iteration was 1.7x to 2.3x faster (`bench`, one
+/// thread: d = 8 with k = 2, 4, 8; d = 4, k = 16; d = 16, k = 4).
 constexpr std::size_t kLoopDerivativesMaxP = 48;
 
 /// D, K: the dimension and the number of experts when compile-time constants
@@ -254,7 +254,7 @@ struct GateDerivatives {
   }
 };
 
-/// Plain-loop accumulation over the columns a..b-1 (for few parameters,
+/// Plain-loop accumulation over the columns a..b-1 (d <= 3 and few parameters,
 /// p = (k-1)(d+1) <= kLoopDerivativesMaxP), v_i = (1, x_i), experts j, l < k:
 ///   g += sum_i (R_ij - s_i pi_ij) v_i
 ///   H += sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T   (upper triangle only;
@@ -262,19 +262,17 @@ struct GateDerivatives {
 /// Each block (j, l) of H is c_jl-weighted sums of the moments v_iu v_iw
 /// (u <= w), so the loop accumulates, per pair j <= l, those moments in local
 /// arrays and writes H once per call.
-/// QD = d + 1 when it is a compile-time constant (the loops over it are then
-/// unrolled: for d = 1 they have two or three trips, and a general loop's
-/// set-up costs more than its work), 0 otherwise.
+/// QD = d + 1, a compile-time constant: the loops over it are unrolled (for
+/// d = 1 they have two or three trips, and a general loop's set-up costs more
+/// than its work) and the moments stay in registers.
 template <std::size_t QD>
 [[gnu::always_inline]] inline void add_gate_derivatives_qd(const arma::mat& X, const arma::mat& R, const double* Pb,
                                                           std::size_t a, std::size_t b, double* g, double* H) {
   constexpr std::size_t kMax = kLoopDerivativesMaxP;
-  const std::size_t qd = QD > 0 ? QD : X.n_rows + 1, kf = R.n_rows - 1, p = kf * qd;
-  const std::size_t nm = qd * (qd + 1) / 2;
-  double m[kMax * (kMax + 1) / 2], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
-  // Unrolled loops (QD > 0) keep the moments in registers; otherwise, with a
-  // single pair (k = 2), they are formed where they are added.
-  const bool direct = QD == 0 && kf == 1;
+  constexpr std::size_t qd = QD;
+  const std::size_t kf = R.n_rows - 1, p = kf * qd;
+  constexpr std::size_t nm = qd * (qd + 1) / 2;
+  double m[nm], gl[kMax] = {}, acc[kMax * (kMax + 1) / 2] = {};  // pairs x moments <= p(p+1)/2
   for (std::size_t i = a; i < b; ++i) {
     const double* x = X.colptr(i);
     const double* pr = Pb + (i - a) * (kf + 1);
@@ -283,9 +281,8 @@ template <std::size_t QD>
     // v = (1, x) read in place (a copy into a local array is stored as scalars
     // and may be reloaded as a vector, which stalls store forwarding).
     auto v = [x](std::size_t u) -> double { return u == 0 ? 1.0 : x[u - 1]; };
-    if (!direct)
-      for (std::size_t w = 0, t = 0; w < qd; ++w)
-        for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v(u) * v(w);
+    for (std::size_t w = 0, t = 0; w < qd; ++w)
+      for (std::size_t u = 0; u <= w; ++u, ++t) m[t] = v(u) * v(w);
     for (std::size_t j = 0, pair = 0; j < kf; ++j) {
       const double dj = r[j] - si * pr[j];
       for (std::size_t u = 0; u < qd; ++u) gl[j * qd + u] += dj * v(u);
@@ -293,21 +290,7 @@ template <std::size_t QD>
       for (std::size_t l = j; l < kf; ++l, ++pair) {
         const double c = si * pr[j] * ((j == l ? 1.0 : 0.0) - pr[l]);
         double* ac = acc + pair * nm;
-        if (!direct) {
-          for (std::size_t t = 0; t < nm; ++t) ac[t] += c * m[t];
-        } else {
-          // The moments v_u v_w formed where they are added (the same
-          // products): stored in an array and reloaded as vectors they stalled
-          // store forwarding (bench d = 8, k = 2: 5% faster; with more pairs
-          // forming them once is better).
-          for (std::size_t w = 0, t = 0; w < qd; ++w, ++t) {
-            const double vw = v(w);
-            ac[t] += c * (1.0 * vw);  // u = 0
-            double* at = ac + t + 1;
-            for (std::size_t u = 1; u <= w; ++u) at[u - 1] += c * (x[u - 1] * vw);
-            t += w;
-          }
-        }
+        for (std::size_t t = 0; t < nm; ++t) ac[t] += c * m[t];
       }
     }
   }
@@ -323,41 +306,59 @@ template <std::size_t QD>
         }
 }
 
-#define MOERATE_GATE_DERIVATIVES_BODY                                 \
-  switch (X.n_rows) {                                                 \
-    case 1: return add_gate_derivatives_qd<2>(X, R, Pb, a, b, g, H); \
-    case 2: return add_gate_derivatives_qd<3>(X, R, Pb, a, b, g, H); \
-    case 3: return add_gate_derivatives_qd<4>(X, R, Pb, a, b, g, H); \
-    default: return add_gate_derivatives_qd<0>(X, R, Pb, a, b, g, H); \
+/// The sums of add_gate_derivatives_qd for d > 3, in lanes over feature-major
+/// blocks of v_i = (1, x_i) (core/gram.hpp): per pair j <= l the moments
+/// weighted by c_i = s_i pi_ij (delta_jl - pi_il), per expert j the gradient
+/// weighted by R_ij - s_i pi_ij.
+void add_gate_derivatives_lanes(const arma::mat& X, const arma::mat& R, const double* Pb, std::size_t a,
+                                std::size_t b, double* g, double* H) {
+  const std::size_t d = X.n_rows, qd = d + 1, k = R.n_rows, kf = k - 1, p = kf * qd;
+  const std::size_t np = gram_pairs(qd) * kLanes;
+  GramRows rows(qd);
+  std::vector<double> gl(p * kLanes, 0.0), hl(H != nullptr ? kf * (kf + 1) / 2 * np : 0, 0.0);
+  alignas(32) double si[GramRows::kCap], c[GramRows::kCap];
+  for (std::size_t s = a; s < b; s += GramRows::kCap) {
+    const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s;
+    rows.fill_row(0, 1.0, S);
+    rows.copy_columns(X.memptr(), d, s, e, 1);
+    const std::size_t P = rows.pad(S);
+    std::fill(c + S, c + P, 0.0);
+    for (std::size_t i = 0; i < S; ++i) si[i] = arma::arrayops::accumulate(R.colptr(s + i), k);  // as arma::sum(R, 0)
+    const double* pb = Pb + (s - a) * k;
+    for (std::size_t j = 0, pair = 0; j < kf; ++j) {
+      for (std::size_t i = 0; i < S; ++i) c[i] = R.at(j, s + i) - si[i] * pb[i * k + j];
+      rowsum_add_lanes(rows.data(), rows.ld(), qd, c, P, gl.data() + j * qd * kLanes);
+      if (H == nullptr) continue;
+      for (std::size_t l = j; l < kf; ++l, ++pair) {
+        const double delta = j == l ? 1.0 : 0.0;
+        for (std::size_t i = 0; i < S; ++i) c[i] = si[i] * pb[i * k + j] * (delta - pb[i * k + l]);
+        gram_add_lanes(rows.data(), rows.ld(), qd, c, P, hl.data() + pair * np);
+      }
+    }
   }
-
-void add_gate_derivatives_sse2(const arma::mat& X, const arma::mat& R, const double* Pb, std::size_t a,
-                               std::size_t b, double* g, double* H) {
-  MOERATE_GATE_DERIVATIVES_BODY
+  for (std::size_t t = 0; t < p; ++t) g[t] += lane_sum(gl.data() + t * kLanes);
+  if (H == nullptr) return;
+  for (std::size_t j = 0, pair = 0; j < kf; ++j)
+    for (std::size_t l = j; l < kf; ++l, ++pair)
+      for (std::size_t w = 0; w < qd; ++w)
+        for (std::size_t u = 0; u <= w; ++u) {
+          const double val = lane_sum(hl.data() + pair * np + gram_index(u, w) * kLanes);
+          H[(l * qd + w) * p + j * qd + u] += val;                     // row j*qd+u <= column l*qd+w
+          if (j != l && u != w) H[(l * qd + u) * p + j * qd + w] += val;  // the symmetric moment
+        }
 }
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/// The same loops compiled for AVX2 (4 doubles per instruction; the moment
-/// accumulation is element-wise, without FMA contraction in ISO C++ mode, so
-/// the sums are the same as the SSE2 build's).
-__attribute__((target("avx2"))) void add_gate_derivatives_avx2(const arma::mat& X, const arma::mat& R,
-                                                                const double* Pb, std::size_t a, std::size_t b,
-                                                                double* g, double* H) {
-  MOERATE_GATE_DERIVATIVES_BODY
-}
-#endif
-#undef MOERATE_GATE_DERIVATIVES_BODY
 
 /// Pb: the gate's weights at the columns a..b-1 (k x (b - a), column-major).
+/// Unrolled loops for d <= 3 (there lanes over observations were slower:
+/// bench, d = 1 and 2, k = 2 and 3, 4% to 20%), lanes above.
 void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const double* Pb, std::size_t a, std::size_t b,
                           double* g, double* H) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  // Only the general loop (d > 3) gains from AVX2: the unrolled d <= 3 loops took
-  // more instructions in the AVX2 build (callgrind, d = 1, k = 2: 199 M against 131 M).
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2 && X.n_rows > 3) return add_gate_derivatives_avx2(X, R, Pb, a, b, g, H);
-#endif
-  add_gate_derivatives_sse2(X, R, Pb, a, b, g, H);
+  switch (X.n_rows) {
+    case 1: return add_gate_derivatives_qd<2>(X, R, Pb, a, b, g, H);
+    case 2: return add_gate_derivatives_qd<3>(X, R, Pb, a, b, g, H);
+    case 3: return add_gate_derivatives_qd<4>(X, R, Pb, a, b, g, H);
+    default: return add_gate_derivatives_lanes(X, R, Pb, a, b, g, H);
+  }
 }
 
 /// The gradient and negative Hessian of Q over the columns a..b-1 into acc
@@ -366,11 +367,12 @@ void add_gate_derivatives(const arma::mat& X, const arma::mat& R, const double* 
 ///   -Hessian      sum_i s_i pi_ij (delta_jl - pi_il) v_i v_i^T
 ///               = blockdiag_j sum_i a_ij v_i v_i^T - Z Z^T,
 /// with a_ij = s_i pi_ij and the rows of Z the vectors sqrt(s_i) pi_ij v_i.
-/// Plain loops for few parameters, BLAS products over the block above.
+/// Lanes for d > 3 (add_gate_derivatives_lanes); for d <= 3 plain loops for few
+/// parameters and BLAS products over the block above.
 void add_gate_derivatives_block(const arma::mat& X, const arma::mat& R, const double* Pw, std::size_t a,
                                 std::size_t b, GateDerivatives& acc) {
   const std::size_t k = R.n_rows, qd = X.n_rows + 1, d = X.n_rows, p = (k - 1) * qd;
-  if (p <= kLoopDerivativesMaxP) {
+  if (p <= kLoopDerivativesMaxP || d > 3) {
     add_gate_derivatives(X, R, Pw, a, b, acc.g.memptr(), acc.H.memptr());
     return;
   }
@@ -445,7 +447,7 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       gate_weights_block(beta0_, beta1_, X, R, a, b, Pb.memptr(), acc.q);
       if (hessian) {
         add_gate_derivatives_block(X, R, Pb.memptr(), a, b, acc);
-      } else if (p <= kLoopDerivativesMaxP) {
+      } else if (p <= kLoopDerivativesMaxP || d_ > 3) {
         add_gate_derivatives(X, R, Pb.memptr(), a, b, acc.g.memptr(), nullptr);
       } else {
         arma::mat V(qd, b - a);
