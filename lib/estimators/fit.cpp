@@ -152,7 +152,10 @@ std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng&
       arma::mat D = -2 * C.t() * Z.cols(a, b - 1);
       D.each_col() += c2;
       for (std::size_t i = a; i < b; ++i) {
-        const std::size_t best = D.col(i - a).index_min();
+        const double* di = D.colptr(i - a);  // the first smallest, as index_min
+        std::uint32_t best = 0;
+        for (std::uint32_t c = 1; c < k; ++c)
+          if (di[c] < di[best]) best = c;
         moved[i] = best != lab[i];
         lab[i] = best;
       }
@@ -160,8 +163,11 @@ std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng&
     const bool changed = std::find(moved.begin(), moved.end(), char(1)) != moved.end();
     arma::mat S(Z.n_rows, k, arma::fill::zeros);
     arma::vec cnt(k, arma::fill::zeros);
-    for (std::size_t i = 0; i < n; ++i) {
-      S.col(lab[i]) += Z.col(i);
+    const std::size_t m = Z.n_rows;
+    for (std::size_t i = 0; i < n; ++i) {  // raw loops, the same sums in the same order
+      double* s = S.colptr(lab[i]);
+      const double* z = Z.colptr(i);
+      for (std::size_t r = 0; r < m; ++r) s[r] += z[r];
       cnt[lab[i]] += 1;
     }
     for (std::size_t c = 0; c < k; ++c)
