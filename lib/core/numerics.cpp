@@ -269,4 +269,16 @@ double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec&
   return 0.5 * (r.first + r.second);
 }
 
+double unit_diagonal_cond_bound(const arma::mat& As) {
+  const std::size_t q = As.n_rows;
+  double r = 0;
+  for (std::size_t i = 0; i < q; ++i) {
+    double s = 0;
+    for (std::size_t j = 0; j < q; ++j)
+      if (j != i) s += std::abs(As(i, j));
+    r = std::max(r, s);
+  }
+  return r < 1 ? (1 + r) / (1 - r) : kInf;
+}
+
 }  // namespace moerate

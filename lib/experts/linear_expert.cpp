@@ -234,6 +234,18 @@ void add_normal_equations_block(const arma::mat& X, const arma::rowvec& y, const
   }
 }
 
+/// Whether LAPACK's estimate rcond(C) > 1e-4 (C: the Cholesky factor of As,
+/// which has a unit diagonal) surely holds: cond_2(C) = sqrt(cond_2(As)) is at
+/// most the square root of Gershgorin's bound, the 1-norm condition at most q
+/// times that, and rcond's estimate of |C^-1|_1 is a lower bound (the norm of
+/// C^-1 at one vector), so the estimate is at least 1 / cond_1(C). A factor 10
+/// of margin keeps round-off away. The estimate (a LAPACK call that costs more
+/// than the solve for small q) is then skipped, and every decision is the one
+/// it would have made (test: "unit_diagonal_cond_bound ...").
+bool surely_conditioned(const arma::mat& As) {
+  return double(As.n_rows) * std::sqrt(unit_diagonal_cond_bound(As)) < 1e3;
+}
+
 /// beta from the normal equations (A: upper triangle filled), after a
 /// conditioning check on the equilibrated system D A D, D = diag(A)^(-1/2):
 /// the error of beta grows like cond(A) eps, so above 1e8 (half the digits)
@@ -245,7 +257,7 @@ arma::vec solve_normal_equations(NormalEquations ne) {
     const arma::vec dsc = 1 / arma::sqrt(diag);
     const arma::mat As = ne.A % (dsc * dsc.t());
     arma::mat C;
-    if (arma::chol(C, As, "lower") && arma::rcond(arma::trimatl(C)) > 1e-4) {  // cond(As) = cond(C)^2 < 1e8
+    if (arma::chol(C, As, "lower") && (surely_conditioned(As) || arma::rcond(arma::trimatl(C)) > 1e-4)) {
       const arma::vec z = arma::solve(arma::trimatl(C), dsc % ne.b);
       const arma::vec beta = dsc % arma::solve(arma::trimatu(C.t()), z);
       if (beta.is_finite()) return beta;

@@ -6,6 +6,7 @@
 #include "moerate/core/parallel.hpp"
 
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -473,6 +474,11 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
   arma::mat C_prev;
   double decrement_prev = arma::datum::inf;
   const int max_steps = opt.steps_or(1);
+  // When another step may follow, a trial point's pass computes the
+  // derivatives as well as Q (the same pass, the same Q); if the point is
+  // accepted they are the next step's, which then needs no pass of its own.
+  // Without a companion only (its passes ride on the first trial's).
+  std::optional<GateDerivatives> next_der;
   for (int step = 0; step < max_steps; ++step) {
     const arma::vec theta = params();
     // Near the optimum (the previous decrement small, a full step taken, no
@@ -481,12 +487,13 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
     // little over such a step, saving the Hessian pass that would only confirm
     // convergence.
     if (!boxed && !C_prev.is_empty() && decrement_prev < 1e-4) {
-      arma::vec gr = derivative_pass(false).g;
+      arma::vec gr = next_der ? next_der->g : derivative_pass(false).g;
       if (opt.ridge > 0) gr -= opt.ridge * theta;
       const arma::vec z = arma::solve(arma::trimatl(C_prev), gr);
       if (0.5 * arma::dot(z, z) <= opt.newton_tol) break;
     }
-    GateDerivatives der = derivative_pass(true);
+    GateDerivatives der = next_der ? std::move(*next_der) : derivative_pass(true);
+    next_der.reset();
     if (step == 0) {  // Q at the start, from the same pass
       qv = with_ridge(QValue{der.q[0], der.q[1]});
       res.q_before = res.q_after = qv.q;
@@ -554,9 +561,17 @@ GateMStepResult SoftmaxGating::m_step(const arma::mat& X, const arma::mat& R,
       if (boxed) cand = arma::min(arma::max(cand, opt.lower), opt.upper);
       if (!cand.is_finite()) continue;
       set_params(cand);
-      const QValue qc = with_ridge(evaluate_gate(beta0_, beta1_, X, R, std::exchange(trial_companion, nullptr)));
+      std::optional<GateDerivatives> dc;
+      QValue qc;
+      if (step + 1 < max_steps && trial_companion == nullptr) {
+        dc = derivative_pass(true);
+        qc = with_ridge(QValue{dc->q[0], dc->q[1]});
+      } else {
+        qc = with_ridge(evaluate_gate(beta0_, beta1_, X, R, std::exchange(trial_companion, nullptr)));
+      }
       if (std::isfinite(qc.q) && qc.q >= qv.q - q_noise) {
         qv = qc;
+        next_der = std::move(dc);
         res.steps++;
         accepted = true;
         if (factored && h == 0 && free_ix.size() == p) {

@@ -106,6 +106,12 @@ double activate_d2(Activation a, double z);
 /// (R type 7); throws InvalidArgument on an empty sample.
 double quantile(std::vector<double> v, double q);
 
+/// An upper bound on the 2-norm condition number of a symmetric matrix with a
+/// unit diagonal, from Gershgorin's circles: its eigenvalues lie in
+/// [1 - r, 1 + r], r the largest off-diagonal absolute row sum, so the bound is
+/// (1 + r) / (1 - r); infinity when r >= 1 (no bound).
+double unit_diagonal_cond_bound(const arma::mat& As);
+
 /// Quantile p in (0, 1) of the Gaussian mixture sum_j w_j N(m_j, v_j) (weights summing
 /// to one, variances > 0): TOMS 748 on the mixture CDF, to about 50 bits.
 double mixture_quantile(const arma::vec& w, const arma::vec& m, const arma::vec& v, double p);
