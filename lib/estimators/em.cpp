@@ -73,7 +73,7 @@ EmState evaluate(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y
   s.R.set_size(k, n);
   s.ll = sum_over_blocks(n, [&](std::size_t a, std::size_t b, double* ll) {
     const std::size_t B = b - a;
-    const arma::mat L = m.log_joint(X.cols(a, b - 1), y.cols(a, b - 1));
+    const arma::mat L = m.log_joint(column_view(X, a, b), row_view(y, a, b));  // views: no copy of the block
     arma::vec sum(B, arma::fill::none);
     // exp(L - max) straight into R's columns, the log-sum-exp into ll.
     log_sum_exp_block(L.memptr(), k, B, s.R.colptr(a), sum.memptr(), ll);

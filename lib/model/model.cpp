@@ -154,7 +154,7 @@ double GaussianMoE::log_likelihood(const arma::mat& X, const arma::rowvec& y) co
   // Summed per block, the blocks in order: the same number for every thread
   // count, and the same as EM's own evaluation.
   return sum_over_blocks(X.n_cols, [&](std::size_t a, std::size_t b, double* out) {
-    const arma::rowvec l = log_sum_exp_cols(log_joint(X.cols(a, b - 1), y.cols(a, b - 1)));
+    const arma::rowvec l = log_sum_exp_cols(log_joint(column_view(X, a, b), row_view(y, a, b)));
     std::copy(l.begin(), l.end(), out);
   });
 }

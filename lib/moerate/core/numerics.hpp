@@ -25,6 +25,11 @@ inline const arma::mat column_view(const arma::mat& M, std::size_t a, std::size_
   return arma::mat(const_cast<double*>(M.colptr(a)), M.n_rows, b - a, false, true);
 }
 
+/// Entries a..b-1 of a row vector, read-only, without a copy.
+inline const arma::rowvec row_view(const arma::rowvec& v, std::size_t a, std::size_t b) {
+  return arma::rowvec(const_cast<double*>(v.memptr() + a), b - a, false, true);
+}
+
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
