@@ -268,7 +268,7 @@ __attribute__((target("avx2"))) void copy_rows_avx2(const double* __restrict X, 
 }  // namespace
 
 void GramRows::copy_columns(const double* X, std::size_t d, std::size_t a, std::size_t b, std::size_t r0) {
-  double* out = buf_.data() + r0 * kCap;
+  double* out = buf_ + r0 * kCap;
   if (d >= 4 && vmath_isa() != VmathIsa::sse2) return copy_rows_avx2(X, d, a, b - a, out);
   switch (d) {
     case 4: return copy_rows<4>(X, d, a, b - a, out);

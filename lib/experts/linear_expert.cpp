@@ -197,7 +197,8 @@ void add_normal_equations_lanes(const arma::mat& X, const arma::rowvec& y, const
                                 std::size_t m, std::size_t a, std::size_t b, NormalEquations* out) {
   const std::size_t d = X.n_rows, q = d + 1, qa = d + 2, np = gram_pairs(qa) * kLanes;
   GramRows rows(qa);
-  std::vector<double> lanes(m * np, 0.0);
+  thread_local std::vector<double> lanes;  // reused: no allocation per block
+  lanes.assign(m * np, 0.0);
   alignas(32) double c[GramRows::kCap];
   for (std::size_t s = a; s < b; s += GramRows::kCap) {
     const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s, P = GramRows::padded(S);

@@ -316,7 +316,9 @@ void add_gate_derivatives_lanes(const arma::mat& X, const arma::mat& R, const do
   const std::size_t d = X.n_rows, qd = d + 1, k = R.n_rows, kf = k - 1, p = kf * qd;
   const std::size_t np = gram_pairs(qd) * kLanes;
   GramRows rows(qd);
-  std::vector<double> gl(p * kLanes, 0.0), hl(H != nullptr ? kf * (kf + 1) / 2 * np : 0, 0.0);
+  thread_local std::vector<double> gl, hl;  // reused: no allocation per block
+  gl.assign(p * kLanes, 0.0);
+  hl.assign(H != nullptr ? kf * (kf + 1) / 2 * np : 0, 0.0);
   alignas(32) double si[GramRows::kCap], c[GramRows::kCap];
   for (std::size_t s = a; s < b; s += GramRows::kCap) {
     const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s;

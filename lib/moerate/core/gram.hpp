@@ -65,10 +65,15 @@ void weighted_squares_add_lanes(const double* c, const double* r, std::size_t S,
 class GramRows {
 public:
   static constexpr std::size_t kCap = 128;
-  explicit GramRows(std::size_t q) : q_(q), buf_(q * kCap) {}
-  double* row(std::size_t u) { return buf_.data() + u * kCap; }
-  const double* row(std::size_t u) const { return buf_.data() + u * kCap; }
-  const double* data() const { return buf_.data(); }
+  /// Rows held inside the object (on the stack: no allocation per block) up to
+  /// kLocalRows, on the heap above.
+  static constexpr std::size_t kLocalRows = 20;
+  explicit GramRows(std::size_t q) : q_(q), heap_(q > kLocalRows ? q * kCap : 0), buf_(q > kLocalRows ? heap_.data() : local_) {}
+  GramRows(const GramRows&) = delete;
+  GramRows& operator=(const GramRows&) = delete;
+  double* row(std::size_t u) { return buf_ + u * kCap; }
+  const double* row(std::size_t u) const { return buf_ + u * kCap; }
+  const double* data() const { return buf_; }
   static constexpr std::size_t ld() { return kCap; }
   /// Copies the columns a..b-1 (b - a <= kCap) of the d x n matrix at X (column
   /// i at X + i * d) into rows r0..r0+d-1.
@@ -82,7 +87,9 @@ public:
 
 private:
   std::size_t q_;
-  std::vector<double> buf_;
+  std::vector<double> heap_;
+  double* buf_;
+  alignas(64) double local_[kLocalRows * kCap];
 };
 
 }  // namespace moerate
