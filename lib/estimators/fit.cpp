@@ -187,6 +187,7 @@ GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& 
   auto family = make_expert_family(opt.expert, xe.mat().n_rows);
   arma::mat eta(family->n_params(), k);
   arma::vec nu(k);
+  const std::size_t n_obs = y.n_elem;
   const double var_y = y.n_elem > 1 ? std::max(arma::var(y), 1e-12) : 1.0;
   if (opt.response == ModelKind::bernoulli) {  // model/response.hpp: logistic fits, no variances
     for (std::size_t j = 0; j < k; ++j) eta.col(j) = logistic_initial(*family, xe.mat(), y, R.row(j) + 1e-8, rng);
@@ -196,8 +197,22 @@ GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& 
   for (std::size_t j = 0; j < k; ++j) {
     arma::rowvec w = R.row(j) + 1e-8;
     eta.col(j) = family->initial(xe.mat(), y, w, rng);
-    const arma::rowvec r = y - family->mean(xe.mat(), eta.col(j));
-    nu[j] = std::max(arma::accu(w % r % r) / arma::accu(w), 1e-3 * var_y);
+    // sum_i w_i r_i^2 with r_i = y_i - h_i formed where it is added (memory: no
+    // n-long residual vector while the concurrent starts initialise), in
+    // arma::accu's order: even and odd observations in two sums, then added.
+    const arma::rowvec h = family->mean(xe.mat(), eta.col(j));
+    double s0 = 0, s1 = 0;
+    std::size_t i = 0;
+    for (; i + 1 < n_obs; i += 2) {
+      const double r0 = y[i] - h[i], r1 = y[i + 1] - h[i + 1];
+      s0 += (w[i] * r0) * r0;
+      s1 += (w[i + 1] * r1) * r1;
+    }
+    if (i < n_obs) {
+      const double r0 = y[i] - h[i];
+      s0 += (w[i] * r0) * r0;
+    }
+    nu[j] = std::max((s0 + s1) / arma::accu(w), 1e-3 * var_y);
   }
   gating->init_from_responsibilities(xg.mat(), R);
   return GaussianMoE(std::move(gating), family, eta, nu, ModelKind::gaussian, cov);
