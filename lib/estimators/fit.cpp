@@ -197,22 +197,25 @@ GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& 
   for (std::size_t j = 0; j < k; ++j) {
     arma::rowvec w = R.row(j) + 1e-8;
     eta.col(j) = family->initial(xe.mat(), y, w, rng);
-    // sum_i w_i r_i^2 with r_i = y_i - h_i formed where it is added (memory: no
-    // n-long residual vector while the concurrent starts initialise), in
-    // arma::accu's order: even and odd observations in two sums, then added.
+    const double w_sum = arma::accu(w);
+    w.reset();  // memory: w and the means are never held together
+    // sum_i w_i r_i^2 with w_i = R_ji + 1e-8 and r_i = y_i - h_i formed where
+    // they are added (no n-long vectors besides the means while the concurrent
+    // starts initialise), in arma::accu's order: even and odd observations in
+    // two sums, then added; the same bits as accu(w % r % r).
     const arma::rowvec h = family->mean(xe.mat(), eta.col(j));
     double s0 = 0, s1 = 0;
     std::size_t i = 0;
     for (; i + 1 < n_obs; i += 2) {
       const double r0 = y[i] - h[i], r1 = y[i + 1] - h[i + 1];
-      s0 += (w[i] * r0) * r0;
-      s1 += (w[i + 1] * r1) * r1;
+      s0 += ((R(j, i) + 1e-8) * r0) * r0;
+      s1 += ((R(j, i + 1) + 1e-8) * r1) * r1;
     }
     if (i < n_obs) {
       const double r0 = y[i] - h[i];
-      s0 += (w[i] * r0) * r0;
+      s0 += ((R(j, i) + 1e-8) * r0) * r0;
     }
-    nu[j] = std::max((s0 + s1) / arma::accu(w), 1e-3 * var_y);
+    nu[j] = std::max((s0 + s1) / w_sum, 1e-3 * var_y);
   }
   gating->init_from_responsibilities(xg.mat(), R);
   return GaussianMoE(std::move(gating), family, eta, nu, ModelKind::gaussian, cov);
