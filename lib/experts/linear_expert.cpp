@@ -158,35 +158,58 @@ void add_sse_pair_d(const arma::mat& X, const arma::rowvec& y, const double* w, 
   s1 += t10 + t11;
 }
 
+/// One expert's share of add_sse_pairs: weights w[i * ws], coefficients e0
+/// and e1, sums added to s0 and s1.
+struct SsePair {
+  const double* w;
+  const double* e0;
+  const double* e1;
+  double* s0;
+  double* s1;
+};
+
+/// The sums of squares of several experts over the columns a..b-1 for d > 3,
+/// in lanes over feature-major blocks, each block copied once for all of them
+/// (per expert the same operations in the same order whatever the others).
+void add_sse_pairs_lanes(const arma::mat& X, const arma::rowvec& y, std::size_t ws, const std::vector<SsePair>& pairs,
+                         std::size_t a, std::size_t b) {
+  const std::size_t d = X.n_rows, m = pairs.size();
+  GramRows rows(d);
+  alignas(32) double c[GramRows::kCap], r[GramRows::kCap];
+  thread_local std::vector<double> lanes;  // two sums of kLanes per expert, reused
+  lanes.assign(2 * kLanes * m, 0.0);
+  for (std::size_t s = a; s < b; s += GramRows::kCap) {
+    const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s, P = GramRows::padded(S);
+    rows.copy_columns(X.memptr(), d, s, e, 0);
+    rows.pad(S);
+    std::fill(c + S, c + P, 0.0);
+    for (std::size_t j = 0; j < m; ++j) {
+      for (std::size_t i = 0; i < S; ++i) c[i] = pairs[j].w[(s + i) * ws];
+      for (std::size_t t = 0; t < 2; ++t) {
+        affine_rows(rows.data(), rows.ld(), d, t == 0 ? pairs[j].e0 : pairs[j].e1, P, r);
+        for (std::size_t i = 0; i < S; ++i) r[i] = y[s + i] - r[i];
+        weighted_squares_add_lanes(c, r, P, lanes.data() + (2 * j + t) * kLanes);
+      }
+    }
+  }
+  for (std::size_t j = 0; j < m; ++j) {
+    *pairs[j].s0 += lane_sum(lanes.data() + 2 * j * kLanes);
+    *pairs[j].s1 += lane_sum(lanes.data() + (2 * j + 1) * kLanes);
+  }
+}
+
 /// The weighted sums of squares at two coefficient vectors e0 and e1 over the
-/// columns a..b-1, weights w[i * ws], added to s0 and s1 (even and odd
-/// observations summed apart, then together; m_step and m_step_all share it).
+/// columns a..b-1, weights w[i * ws], added to s0 and s1 (for d <= 3 even and
+/// odd observations summed apart, then together; lanes above; m_step and
+/// m_step_all share it).
 void add_sse_pair(const arma::mat& X, const arma::rowvec& y, const double* w, std::size_t ws, const double* e0,
                   const double* e1, std::size_t a, std::size_t b, double& s0, double& s1) {
   switch (X.n_rows) {
     case 1: return add_sse_pair_d<1>(X, y, w, ws, e0, e1, a, b, s0, s1);
     case 2: return add_sse_pair_d<2>(X, y, w, ws, e0, e1, a, b, s0, s1);
     case 3: return add_sse_pair_d<3>(X, y, w, ws, e0, e1, a, b, s0, s1);
-    default: break;
+    default: return add_sse_pairs_lanes(X, y, ws, {SsePair{w, e0, e1, &s0, &s1}}, a, b);
   }
-  const std::size_t d = X.n_rows;
-  GramRows rows(d);
-  alignas(32) double c[GramRows::kCap], r[GramRows::kCap];
-  alignas(32) double l0[kLanes] = {}, l1[kLanes] = {};
-  for (std::size_t s = a; s < b; s += GramRows::kCap) {
-    const std::size_t e = std::min(b, s + GramRows::kCap), S = e - s, P = GramRows::padded(S);
-    rows.copy_columns(X.memptr(), d, s, e, 0);
-    rows.pad(S);
-    for (std::size_t i = 0; i < S; ++i) c[i] = w[(s + i) * ws];
-    std::fill(c + S, c + P, 0.0);
-    for (auto [eta, acc] : {std::pair{e0, l0}, std::pair{e1, l1}}) {
-      affine_rows(rows.data(), rows.ld(), d, eta, P, r);
-      for (std::size_t i = 0; i < S; ++i) r[i] = y[s + i] - r[i];
-      weighted_squares_add_lanes(c, r, P, acc);
-    }
-  }
-  s0 += lane_sum(l0);
-  s1 += lane_sum(l1);
 }
 
 /// The normal equations of m experts over the columns a..b-1 (d > 3), expert
@@ -384,6 +407,13 @@ public:
   /// Pass 2: every active expert's sums of squares at the old and the new coefficients.
   void trial_block(std::size_t a, std::size_t b) override {
     arma::mat& acc = sse_parts_[chunk_[a / kObsBlock]];
+    if (d_ > 3) {  // one copy of the block for all experts
+      std::vector<SsePair> pairs;
+      for (std::size_t j = 0; j < k_; ++j)
+        if (active_[j]) pairs.push_back({R_.memptr() + j, eta_.colptr(j), cand_[j].memptr(), &acc(0, j), &acc(1, j)});
+      add_sse_pairs_lanes(X_, y_, k_, pairs, a, b);
+      return;
+    }
     for (std::size_t j = 0; j < k_; ++j) {
       if (!active_[j]) continue;
       add_sse_pair(X_, y_, R_.memptr() + j, k_, eta_.colptr(j), cand_[j].memptr(), a, b, acc(0, j), acc(1, j));
