@@ -456,10 +456,13 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   }
   const auto& est = estimator_registry().at(opt.estimator);
   const auto t0 = std::chrono::steady_clock::now();
-  // Split starts share one (k-1)-expert fit, made before the starts run.
-  std::optional<GaussianMoE> split_base;
-  if (opt.init.uses(InitKind::split)) split_base.emplace(split_base_model(X, y, opt));
   const int S = opt.n_starts;
+  // Split starts share one (k-1)-expert fit, made before the starts run (only
+  // when one of the S starts is a split start: a cycle longer than S may not reach it).
+  bool any_split = false;
+  for (int s = 0; s < S; ++s) any_split |= opt.init.kind_of_start(static_cast<std::size_t>(s)) == InitKind::split;
+  std::optional<GaussianMoE> split_base;
+  if (any_split) split_base.emplace(split_base_model(X, y, opt));
   std::vector<std::unique_ptr<GaussianMoE>> models(S);
   std::vector<StartSummary> starts(S);
   std::vector<EstimatorRun> runs(S);
