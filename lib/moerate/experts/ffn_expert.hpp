@@ -105,6 +105,16 @@ private:
   std::size_t co(std::size_t m) const { return wo(m) + stride() - 1; }
   /// The pre-activation z = w_m^T x (+ u_m) of unit m at every column of X.
   arma::rowvec pre(const arma::mat& X, const arma::vec& eta, std::size_t m) const {
+    if (d_ == 1) {  // one product per column: a plain loop (BLAS's call cost was 5% of a tanh fit), the same bits
+      const double a = eta[wo(m)], u = bias_ ? eta[wo(m) + 1] : 0.0;
+      arma::rowvec z(X.n_cols, arma::fill::none);
+      const double* x = X.memptr();
+      if (bias_)
+        for (std::size_t i = 0; i < X.n_cols; ++i) z[i] = a * x[i] + u;
+      else
+        for (std::size_t i = 0; i < X.n_cols; ++i) z[i] = a * x[i];
+      return z;
+    }
     arma::rowvec z = eta.subvec(wo(m), wo(m) + d_ - 1).t() * X;
     if (bias_) z += eta[wo(m) + d_];
     return z;
