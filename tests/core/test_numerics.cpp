@@ -144,7 +144,7 @@ TEST_CASE("log_normal_pdf against Boost.Math") {
   CHECK(v[1] == Approx(log_normal_pdf(1.0, 0.0, 0.16)).epsilon(1e-15));
 }
 
-TEST_CASE("tanh_inplace: within 1 ulp of long double; special values; position-independent") {
+TEST_CASE("tanh_inplace: within 3.5 ulp of long double; special values; position-independent") {
   Rng rng(11);
   const std::size_t n = 200001;
   std::vector<double> x(n), t(n);
@@ -156,7 +156,8 @@ TEST_CASE("tanh_inplace: within 1 ulp of long double; special values; position-i
   double worst = 0;
   for (std::size_t i = 0; i < n; ++i)
     if (x[i] != 0) worst = std::max(worst, ulp_error(t[i], std::tanh((long double)x[i])));
-  CHECK(worst <= 1.001);  // SLEEF: 1.0 ulp; the long double reference itself is off by up to ~2^-11 ulp
+  MESSAGE("tanh: worst error " << worst << " ulp");
+  CHECK(worst <= 3.501);  // SLEEF's u35 tanh: 3.5 ulp; the long double reference itself is off by up to ~2^-11 ulp
   CHECK(worst > 0.3);
   std::vector<double> s = {-kInf, kInf, 0.0, -0.0, 1000.0, kNaN};
   tanh_inplace(s.data(), s.size());

@@ -49,7 +49,7 @@ inline arma::mat exp_entries(arma::mat M) {
   exp_inplace(M.memptr(), M.n_elem);
   return M;
 }
-/// tanh in place, vectorised (SLEEF u10, at most 1.0 ulp; tanh(+-inf) = +-1).
+/// tanh in place, vectorised (SLEEF u35, at most 3.5 ulp, 2.54 measured; tanh(+-inf) = +-1).
 void tanh_inplace(double* x, std::size_t n);
 /// The instruction sets of the vectorised functions: the widest the CPU has is
 /// used; all give the same bits (tested).
