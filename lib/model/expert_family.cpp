@@ -1,6 +1,7 @@
 #include "moerate/model/expert_family.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
@@ -187,7 +188,12 @@ ExpertMStepResult ExpertFamily::m_step(const arma::mat& X, const arma::rowvec& y
         const arma::vec z = arma::solve(arma::trimatl(L), g);
         const arma::vec delta = arma::solve(arma::trimatu(L.t()), z);
         const arma::vec cand = eta + delta;
-        if (cand.is_finite()) {
+        // A candidate equal to eta in every bit has eta's sum of squares, which
+        // is not below itself: rejected without a pass over the data (the same
+        // outcome). Near an M-step's optimum the damping grows until the tries
+        // run out; in a tanh fit at n = 1e5 a third of the rejected candidates
+        // (about 250 of 760 passes) were eta itself.
+        if (cand.is_finite() && std::memcmp(cand.memptr(), eta.memptr(), eta.n_elem * sizeof(double)) != 0) {
           // The candidate's pass builds its Gauss-Newton system as well: if it
           // is accepted, that is the next step's system (no second pass over
           // the data, no second evaluation of the family's nonlinearity).
