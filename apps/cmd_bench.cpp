@@ -10,6 +10,7 @@
 #include "cli_common.hpp"
 #include "moerate/core/error.hpp"
 #include "moerate/estimators/em.hpp"
+#include "moerate/estimators/inference.hpp"
 #include "moerate/estimators/fit.hpp"
 
 namespace {
@@ -142,6 +143,13 @@ void add_bench_command(CLI::App& app) {
     const double b0 = cpu_seconds();
     const double check = bound_kernel(X, y, m, o->k);
     const double bound = cpu_seconds() - b0;
+    // A Newton step's pass (score and Hessian of the log-likelihood, what the
+    // polish of squarem-newton builds each step), at the same model.
+    constexpr int kNewtonReps = 5;
+    const double h0 = cpu_seconds();
+    double hcheck = 0;
+    for (int rep = 0; rep < kNewtonReps; ++rep) hcheck += moerate::loglik_score_hessian(m, X, y).H(0, 0);
+    const double newton = (cpu_seconds() - h0) / kNewtonReps;
     std::cout << std::setprecision(4);
     std::cout << "bench: n = " << o->n << ", d = " << o->d << ", k = " << o->k << ", expert " << o->expert
               << ", gating " << o->gating << ", " << r.iterations << " EM iterations (1 thread)\n";
@@ -152,5 +160,8 @@ void add_bench_command(CLI::App& app) {
     std::cout << "  bound kernel            " << bound * 1e3 << " ms CPU (one pass: k scores, log-sum-exp, gate Hessian "
               << "and normal-equation multiply-adds; checksum " << check << ")\n";
     std::cout << "  ratio to the bound      " << cpu_iter / bound << " (EM iteration CPU / bound CPU)\n";
+    std::cout << "  score and Hessian       " << newton * 1e3 << " ms CPU (" << newton / o->n * 1e9
+              << " ns per observation; a Newton step's pass, " << newton / cpu_iter << " EM iterations; checksum "
+              << hcheck / kNewtonReps << ")\n";
   });
 }
