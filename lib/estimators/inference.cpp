@@ -16,6 +16,7 @@
 #include "moerate/core/error.hpp"
 #include "moerate/estimators/certificate.hpp"
 #include "moerate/estimators/fit.hpp"
+#include "moerate/core/gram.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
 #include "moerate/core/rng.hpp"
@@ -55,6 +56,133 @@ arma::vec score(const GaussianMoE& m, const arma::mat& X, const arma::rowvec& y)
 }
 
 namespace {
+
+/// Parameters of the softmax score-and-Hessian pass up to which its products
+/// are summed as moments in lanes (core/gram.hpp) rather than by BLAS: the
+/// dense C C^T has p(p + 1)/2 moments per observation.
+constexpr std::size_t kLanesMaxP = 24;
+
+/// The block's share of softmax_score_hessian (its notation; z order) from
+/// moments in lanes across observations, in sub-blocks of GramRows::kCap:
+/// the same terms as the BLAS products of the caller's other branch, without
+/// the matrices C, W and Pv of the whole block. Pi holds pi (not log pi), Rr
+/// the responsibilities. The experts' second derivatives of h (curved
+/// families) are added by the caller.
+void score_hessian_block_lanes(const arma::mat& Xg, const arma::mat& Pi, const arma::mat& Rr, const arma::mat& Res,
+                               const std::vector<arma::mat>& J, const arma::vec& nu, std::size_t q, ScoreHessian& acc) {
+  const std::size_t B = Pi.n_cols, k = Pi.n_rows, kf = k - 1, dg = Xg.n_rows, qd = dg + 1, ke = q + 1;
+  const std::size_t pg = kf * qd, p = pg + k * ke;
+  // Lanes of every sum of the block.
+  std::vector<double> cc(gram_pairs(p) * kLanes, 0.0), cs(p * kLanes, 0.0), pp(gram_pairs(pg) * kLanes, 0.0),
+      ps(pg * kLanes, 0.0);
+  std::vector<std::vector<double>> ww(k), vv(kf), jj(k), bev(k), rr(k);
+  for (std::size_t j = 0; j < k; ++j) {
+    ww[j].assign(gram_pairs((j < kf ? qd : 0) + ke) * kLanes, 0.0);
+    jj[j].assign(gram_pairs(q) * kLanes, 0.0);
+    bev[j].assign(q * kLanes, 0.0);
+    rr[j].assign(kLanes, 0.0);
+  }
+  for (std::size_t l = 0; l < kf; ++l) vv[l].assign(gram_pairs(qd) * kLanes, 0.0);
+  // Rows: C (p), pi (x) v (pg), [v; e_j] (qd + ke), J_j (q); weights: r_j, pi_l,
+  // r_j / nu_j, (r_j / nu_j) res_j, res_j, ones.
+  GramRows C(p), P(std::max<std::size_t>(pg, 1)), E(qd + ke), Jr(q), Wt(4 * k + kf + 1);
+  const std::size_t wr_row = k, wres_row = 2 * k, res_row = 3 * k, pi_row = 4 * k, ones_row = 4 * k + kf;
+  for (std::size_t s0 = 0; s0 < B; s0 += GramRows::kCap) {
+    const std::size_t S = std::min(GramRows::kCap, B - s0);
+    E.fill_row(0, 1.0, S);
+    if (dg > 0) E.copy_columns(Xg.memptr(), dg, s0, s0 + S, 1);
+    Wt.fill_row(ones_row, 1.0, S);
+    for (std::size_t i = 0; i < S; ++i) {
+      const double* rc = Rr.colptr(s0 + i);
+      const double* pc = Pi.colptr(s0 + i);
+      const double* res = Res.colptr(s0 + i);
+      for (std::size_t j = 0; j < k; ++j) {
+        const double wr = rc[j] / nu[j];
+        Wt.row(j)[i] = rc[j];
+        Wt.row(wr_row + j)[i] = wr;
+        Wt.row(wres_row + j)[i] = wr * res[j];
+        Wt.row(res_row + j)[i] = res[j];
+      }
+      for (std::size_t l = 0; l < kf; ++l) {
+        Wt.row(pi_row + l)[i] = pc[l];
+        for (std::size_t u = 0; u < qd; ++u) {
+          const double v = E.row(u)[i];
+          C.row(l * qd + u)[i] = rc[l] * v;
+          P.row(l * qd + u)[i] = pc[l] * v;
+        }
+      }
+    }
+    // C's expert rows r_ij e_ij and E's rows e_ij of each expert: e = (J res / nu, (res^2 / nu - 1) / 2).
+    const std::size_t Sp = GramRows::padded(S);
+    for (std::size_t j = 0; j < k; ++j) {
+      const double nj = nu[j];
+      const std::size_t o = pg + j * ke;
+      for (std::size_t i = 0; i < S; ++i) {
+        const double r = Res(j, s0 + i), rn = r / nj, rj = Rr(j, s0 + i);
+        const double* Jc = J[j].colptr(s0 + i);
+        for (std::size_t t = 0; t < q; ++t) {
+          const double e = Jc[t] * rn;
+          C.row(o + t)[i] = rj * e;
+          E.row(qd + t)[i] = e;
+        }
+        const double e = 0.5 * (r * rn - 1.0);
+        C.row(o + q)[i] = rj * e;
+        E.row(qd + q)[i] = e;
+      }
+      Jr.copy_columns(J[j].memptr(), q, s0, s0 + S, 0);
+      E.pad(S);
+      Jr.pad(S);
+      if (j == 0) {
+        C.pad(S);
+        P.pad(S);
+        Wt.pad(S);
+      }
+      if (j < kf)
+        gram_add_lanes(E.data(), GramRows::ld(), qd + ke, Wt.row(j), Sp, ww[j].data());
+      else
+        gram_add_lanes(E.row(qd), GramRows::ld(), ke, Wt.row(j), Sp, ww[j].data());
+      gram_add_lanes(Jr.data(), GramRows::ld(), q, Wt.row(wr_row + j), Sp, jj[j].data());
+      rowsum_add_lanes(Jr.data(), GramRows::ld(), q, Wt.row(wres_row + j), Sp, bev[j].data());
+      weighted_squares_add_lanes(Wt.row(wr_row + j), Wt.row(res_row + j), Sp, rr[j].data());
+    }
+    gram_add_lanes(C.data(), GramRows::ld(), p, Wt.row(ones_row), Sp, cc.data());
+    rowsum_add_lanes(C.data(), GramRows::ld(), p, Wt.row(ones_row), Sp, cs.data());
+    for (std::size_t l = 0; l < kf; ++l)
+      gram_add_lanes(E.data(), GramRows::ld(), qd, Wt.row(pi_row + l), Sp, vv[l].data());
+    if (pg > 0) {
+      gram_add_lanes(P.data(), GramRows::ld(), pg, Wt.row(ones_row), Sp, pp.data());
+      rowsum_add_lanes(P.data(), GramRows::ld(), pg, Wt.row(ones_row), Sp, ps.data());
+    }
+  }
+  // Into the accumulator (z order), both triangles.
+  arma::mat& H = acc.H;
+  auto add_sym = [&](const std::vector<double>& lanes, std::size_t n, auto&& index, double sign) {
+    for (std::size_t w = 0; w < n; ++w)
+      for (std::size_t u = 0; u <= w; ++u) {
+        const double v = sign * lane_sum(lanes.data() + gram_index(u, w) * kLanes);
+        const std::size_t a = index(u), b = index(w);
+        H(a, b) += v;
+        if (a != b) H(b, a) += v;
+      }
+  };
+  for (std::size_t t = 0; t < p; ++t) acc.g[t] += lane_sum(cs.data() + t * kLanes);
+  for (std::size_t t = 0; t < pg; ++t) acc.g[t] -= lane_sum(ps.data() + t * kLanes);
+  add_sym(cc, p, [](std::size_t u) { return u; }, -1.0);
+  if (pg > 0) add_sym(pp, pg, [](std::size_t u) { return u; }, 1.0);
+  for (std::size_t l = 0; l < kf; ++l) add_sym(vv[l], qd, [&](std::size_t u) { return l * qd + u; }, -1.0);
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::size_t o = pg + j * ke, ng = j < kf ? qd : 0;
+    add_sym(ww[j], ng + ke, [&](std::size_t u) { return u < ng ? j * qd + u : o + (u - ng); }, 1.0);
+    add_sym(jj[j], q, [&](std::size_t u) { return o + u; }, -1.0);
+    for (std::size_t t = 0; t < q; ++t) {
+      const double b = -lane_sum(bev[j].data() + t * kLanes);
+      H(o + t, o + q) += b;
+      H(o + q, o + t) += b;
+    }
+    H(o + q, o + q) -= 0.5 * lane_sum(rr[j].data());
+  }
+}
+
 
 /// loglik_score_hessian for a softmax gate (see the header). In the order
 /// z = (gate rows, e_1, ..., e_k) (e_j: expert j's eta_j then its log nu_j),
@@ -110,6 +238,18 @@ ScoreHessian softmax_score_hessian(const GaussianMoE& m, const arma::mat& X, con
     log_sum_exp_block(Rr.memptr(), k, B, Rr.memptr(), sum.memptr(), lse.memptr());
     Rr.each_row() /= sum.t();  // responsibilities
     exp_inplace(Pi.memptr(), Pi.n_elem);
+    if (p <= kLanesMaxP) {
+      score_hessian_block_lanes(Xg, Pi, Rr, Res, J, m.nu(), q, acc);
+      if (curved)
+        for (std::size_t j = 0; j < k; ++j) {
+          const std::size_t o = pg + j * ke;
+          const arma::rowvec wres = (Rr.row(j) / m.nu()[j]) % Res.row(j);
+          arma::mat Hj(q, q, arma::fill::zeros);
+          fam.add_weighted_hessian(Xe, m.eta().col(j), wres, Hj);
+          acc.H.submat(o, o, o + q - 1, o + q - 1) += Hj;
+        }
+      return;
+    }
     arma::mat V(qd, B, arma::fill::none);
     V.row(0).ones();
     if (dg > 0) V.rows(1, dg) = Xg;

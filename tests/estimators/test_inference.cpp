@@ -136,9 +136,9 @@ TEST_CASE("analytic Hessian of the log-likelihood (Louis) matches central differ
 }
 
 TEST_CASE("the softmax gate's one-pass score and Hessian equal the generic pass and score()") {
-  // Models: d = 1 and d = 2 gates, k = 2 and 3, linear, tanh and polynomial experts,
-  // a gate reading other covariates than the experts, more than one block of
-  // observations; at the truth and away from it.
+  // Models: d = 1, 2 and 4 gates, k = 2 to 4, linear, tanh (one and two units) and
+  // polynomial experts, a gate reading other covariates than the experts, more than
+  // one block of observations; at the truth and away from it.
   std::vector<GaussianMoE> models = {experiment_a(), ffn_model()};
   {
     json j = ffn_model().to_json();
@@ -154,6 +154,24 @@ TEST_CASE("the softmax gate's one-pass score and Hessian equal the generic pass 
       {"gate": {"beta0": 0.5, "beta1": [-1, 1.5]}, "expert": {"a": [1], "b": 0}, "variance": 0.2},
       {"gate": {"beta0": 0, "beta1": [0, 0]}, "expert": {"a": [3], "b": -1}, "variance": 0.09} ] })"),
                                           "gate-z"));
+  // Up to 24 parameters the pass sums moments in lanes, above it BLAS products:
+  // a two-unit tanh model (p = 18) and d = 4, k = 4 linear experts (p = 39).
+  models.push_back(GaussianMoE::from_json(json::parse(R"({
+    "gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "tanh", "units": 2},
+    "experts": [
+      {"gate": {"beta0": 1, "beta1": [3]}, "expert": {"c0": 0.5, "units": [{"w": [2], "u": -1, "c": 1.5}, {"w": [-3], "u": 0.5, "c": -1}]}, "variance": 0.05},
+      {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"c0": -1, "units": [{"w": [1], "u": 0.2, "c": 2}, {"w": [4], "u": -2, "c": 0.7}]}, "variance": 0.1} ] })"),
+                                          "ffn-units-2"));
+  {
+    json j = json::parse(R"({"gating": {"family": "softmax"}, "expert_family": {"family": "linear"}, "experts": []})");
+    for (int e = 0; e < 4; ++e)
+      j["experts"].push_back({{"gate", {{"beta0", e == 3 ? 0.0 : 0.3 * e - 0.2},
+                                        {"beta1", e == 3 ? std::vector<double>(4, 0.0)
+                                                         : std::vector<double>{1.0 - e, 0.5 * e, -1.0, 0.8}}}},
+                              {"expert", {{"a", std::vector<double>{2.0 - e, 1.0, -0.5 * e, 0.3}}, {"b", e - 1.5}}},
+                              {"variance", 0.05 + 0.03 * e}});
+    models.push_back(GaussianMoE::from_json(j, "linear-d4-k4"));
+  }
   for (std::size_t mi = 0; mi < models.size(); ++mi) {
     CAPTURE(mi);
     GaussianMoE m = models[mi];

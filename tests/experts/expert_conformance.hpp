@@ -154,6 +154,14 @@ inline void run_expert_conformance(const ExpertCase& c) {
     // Symmetric in (u, v).
     for (std::size_t u = 0; u < q; ++u)
       for (std::size_t v = 0; v < u; ++v) CHECK(arma::approx_equal(H.row(u * q + v), H.row(v * q + u), "absdiff", 1e-12));
+    // add_weighted_hessian (a family's one-pass override, or the default) adds
+    // sum_i w_i H_i, the weights of both signs as the score pass's residuals.
+    arma::rowvec w(n);
+    for (std::size_t i = 0; i < n; ++i) w[i] = std::sin(1.7 * double(i) + 0.3);
+    arma::mat A(q, q, arma::fill::value(0.25));
+    fam->add_weighted_hessian(X, eta, w, A);
+    const arma::mat want = 0.25 + arma::reshape(H * w.t(), q, q);
+    CHECK(max_rel_diff(A, want) < 1e-12);
   }
   SUBCASE("parameters round-trip through JSON") {
     const json j = fam->to_json(eta);

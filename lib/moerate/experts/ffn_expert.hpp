@@ -82,6 +82,8 @@ public:
   bool gauss_newton_block(const arma::mat& Xb, const double* y, const double* w, const arma::vec& eta, arma::mat& A,
                           arma::vec& g, double& sse) const override;
   arma::mat hessian(const arma::mat& X, const arma::vec& eta) const override;
+  void add_weighted_hessian(const arma::mat& X, const arma::vec& eta, const arma::rowvec& w,
+                            arma::mat& A) const override;
   json to_json(const arma::vec& eta) const override;
   arma::vec from_json(const json& j, const std::string& where) const override;
   arma::vec canonical(const arma::vec& eta) const override;

@@ -118,6 +118,15 @@ public:
   /// d^2 h / (d eta_u d eta_v) at every x: returns a q*q x n matrix, row u*q+v.
   /// Default: central differences of jacobian() (accuracy ~1e-7 relative).
   virtual arma::mat hessian(const arma::mat& X, const arma::vec& eta) const;
+  /// A += sum_i w_i d^2 h(x_i) / (d eta d eta^T) (q x q) over the columns of X,
+  /// w of length X.n_cols. Default: from hessian() (a q*q x n matrix); a
+  /// family that knows its second derivatives in closed form overrides it
+  /// with one pass and no such matrix (ffn).
+  virtual void add_weighted_hessian(const arma::mat& X, const arma::vec& eta, const arma::rowvec& w,
+                                    arma::mat& A) const {
+    const std::size_t q = n_params();
+    A += arma::reshape(hessian(X, eta) * w.t(), q, q);
+  }
 
   virtual ExpertMStepResult m_step(const arma::mat& X, const arma::rowvec& y,
                                    const arma::rowvec& w, arma::vec& eta,
