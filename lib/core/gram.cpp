@@ -184,6 +184,51 @@ namespace {
   store4(acc, a);
 }
 
+/// One-unit expert on d = 1 (h = c phi, J = (c phi' x, [c phi'], phi)): the
+/// Gauss-Newton moments of J, then w r J, then w r^2 (gauss_newton_lanes).
+template <int P>
+[[gnu::always_inline]] inline void gauss_newton_body(const double* x, const double* phi, const double* d1, double c,
+                                                     const double* y, const double* w, std::size_t S, double* acc) {
+  constexpr int T = P * (P + 1) / 2;
+  v4d a[T], g[P], s = load4(acc + (T + P) * kLanes);
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) a[t] = load4(acc + t * kLanes);
+#pragma GCC unroll 8
+  for (int v = 0; v < P; ++v) g[v] = load4(acc + (T + v) * kLanes);
+  const v4d cv = {c, c, c, c};
+  for (std::size_t i = 0; i < S; i += kLanes) {
+    const v4d pc = load4(d1 + i) * cv, ph = load4(phi + i);
+    v4d J[P];
+    J[0] = load4(x + i) * pc;
+    if constexpr (P == 3) J[1] = pc;
+    J[P - 1] = ph;
+    const v4d r = load4(y + i) - cv * ph;
+    const v4d wi = load4(w + i), wr = wi * r;
+    s += wr * r;
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) {
+      const v4d wj = wi * J[v];
+      g[v] += wr * J[v];
+#pragma GCC unroll 8
+      for (int u = 0; u <= v; ++u) a[gram_index(u, v)] += wj * J[u];
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) store4(acc + t * kLanes, a[t]);
+#pragma GCC unroll 8
+  for (int v = 0; v < P; ++v) store4(acc + (T + v) * kLanes, g[v]);
+  store4(acc + (T + P) * kLanes, s);
+}
+
+[[gnu::always_inline]] inline void gauss_newton_any(const double* x, const double* phi, const double* d1, double c,
+                                                    const double* y, const double* w, std::size_t S, bool bias,
+                                                    double* acc) {
+  if (bias)
+    gauss_newton_body<3>(x, phi, d1, c, y, w, S, acc);
+  else
+    gauss_newton_body<2>(x, phi, d1, c, y, w, S, acc);
+}
+
 // Each kernel compiled for the three instruction sets and dispatched on the best.
 #define MOERATE_GRAM_DISPATCH(name, body, params, args)                                   \
   __attribute__((target("avx512f,avx512vl"))) void name##_avx512 params { body args; } \
@@ -197,6 +242,10 @@ MOERATE_GRAM_DISPATCH(rowsum, rowsum_body,
                       (V, ld, q, c, S, acc))
 MOERATE_GRAM_DISPATCH(squares, squares_body, (const double* c, const double* r, std::size_t S, double* acc),
                       (c, r, S, acc))
+MOERATE_GRAM_DISPATCH(gauss_newton, gauss_newton_any,
+                      (const double* x, const double* phi, const double* d1, double c, const double* y,
+                       const double* w, std::size_t S, bool bias, double* acc),
+                      (x, phi, d1, c, y, w, S, bias, acc))
 #undef MOERATE_GRAM_DISPATCH
 
 }  // namespace
@@ -218,6 +267,20 @@ void rowsum_add_lanes(const double* V, std::size_t ld, std::size_t q, const doub
 
 void weighted_squares_add_lanes(const double* c, const double* r, std::size_t S, double* acc) {
   MOERATE_GRAM_CALL(squares, (c, r, S, acc))
+}
+
+void gauss_newton_lanes_with(VmathIsa isa, const double* x, const double* phi, const double* d1, double c,
+                             const double* y, const double* w, std::size_t S, bool bias, double* acc) {
+  switch (isa) {
+    case VmathIsa::avx512f: return gauss_newton_avx512(x, phi, d1, c, y, w, S, bias, acc);
+    case VmathIsa::avx2: return gauss_newton_avx2(x, phi, d1, c, y, w, S, bias, acc);
+    case VmathIsa::sse2: return gauss_newton_sse2(x, phi, d1, c, y, w, S, bias, acc);
+  }
+}
+
+void gauss_newton_lanes(const double* x, const double* phi, const double* d1, double c, const double* y,
+                        const double* w, std::size_t S, bool bias, double* acc) {
+  gauss_newton_lanes_with(vmath_isa(), x, phi, d1, c, y, w, S, bias, acc);
 }
 #undef MOERATE_GRAM_CALL
 

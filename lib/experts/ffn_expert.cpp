@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 
 #include "moerate/core/error.hpp"
+#include "moerate/core/gram.hpp"
 #include "moerate/experts/linear_expert.hpp"
 
 namespace moerate {
@@ -91,66 +91,27 @@ void FfnExpert::mean_and_jacobian(const arma::mat& X, const arma::vec& eta, arma
 namespace {
 
 /// FfnExpert::gauss_newton_block for one unit on d = 1: J = (c phi' x, [c phi'], phi)
-/// (P = 3 with the bias, 2 without), h = c phi, summed exactly as the M-step's
-/// generic loop sums a stored Jacobian (the same bits).
-template <std::size_t P>
-void gauss_newton_one_unit(const double* x, const double* phi, const double* d1, double c, const double* y,
-                           const double* w, std::size_t n, arma::mat& A, arma::vec& g, double& sse) {
-  // Even observations in lane 0, odd ones in lane 1: the two running sums of
-  // the generic loop, each op the same scalar op per lane (no fused
-  // multiply-adds), so the same bits in half the instructions and with every
-  // sum in a register (the scalar loop spilled its 20 sums to the stack).
-  typedef double v2d __attribute__((vector_size(16)));
-  constexpr std::size_t kTri = P * (P + 1) / 2;
-  auto load = [](const double* p) {
-    v2d v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  };
-  v2d Al[kTri] = {}, gl[P] = {}, sl = {0, 0};
-  const v2d cv = {c, c}, zero = {0.0, 0.0};
-  std::size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const v2d pc = load(d1 + i) * cv, ph = load(phi + i);
-    v2d J[P];
-    J[0] = load(x + i) * pc;
-    if constexpr (P == 3) J[1] = pc;
-    J[P - 1] = ph;
-    const v2d h = zero + cv * ph;
-    const v2d r = load(y + i) - h;
-    const v2d wi = load(w + i), wr = wi * r;
-    sl += wr * r;
-    for (std::size_t v = 0, t = 0; v < P; ++v) {
-      const v2d wj = wi * J[v];
-      gl[v] += wr * J[v];
-      for (std::size_t u = 0; u <= v; ++u, ++t) Al[t] += wj * J[u];
+/// (P = 3 with the bias, 2 without), h = c phi, summed in lanes across
+/// observations (core/gram.hpp: observation i in lane i mod 4, the lanes added
+/// in a fixed order; the same bits on every instruction set).
+void gauss_newton_one_unit(bool bias, const double* x, const double* phi, const double* d1, double c,
+                           const double* y, const double* w, std::size_t n, arma::mat& A, arma::vec& g, double& sse) {
+  const std::size_t P = bias ? 3 : 2, T = gram_pairs(P);
+  double acc[(6 + 3 + 1) * kLanes] = {};
+  const std::size_t S = n / kLanes * kLanes;
+  gauss_newton_lanes(x, phi, d1, c, y, w, S, bias, acc);
+  if (S < n) {  // the tail padded with zero weights
+    double xt[kLanes] = {}, pt[kLanes] = {}, dt[kLanes] = {}, yt[kLanes] = {}, wt[kLanes] = {};
+    for (std::size_t i = S; i < n; ++i) {
+      xt[i - S] = x[i], pt[i - S] = phi[i], dt[i - S] = d1[i], yt[i - S] = y[i], wt[i - S] = w[i];
     }
+    gauss_newton_lanes(xt, pt, dt, c, yt, wt, kLanes, bias, acc);
   }
-  double Al0[kTri], Al1[kTri], gl0[P], gl1[P];
-  for (std::size_t t = 0; t < kTri; ++t) Al0[t] = Al[t][0], Al1[t] = Al[t][1];
-  for (std::size_t v = 0; v < P; ++v) gl0[v] = gl[v][0], gl1[v] = gl[v][1];
-  double s0 = sl[0], s1 = sl[1];
-  if (i < n) {  // an odd count: the last observation joins the even sums
-    const double pc = d1[i] * c;
-    double J[P];
-    J[0] = x[i] * pc;
-    if constexpr (P == 3) J[1] = pc;
-    J[P - 1] = phi[i];
-    const double h = 0.0 + c * phi[i];
-    const double r = y[i] - h;
-    const double wi = w[i], wr = wi * r;
-    s0 += wr * r;
-    for (std::size_t v = 0, t = 0; v < P; ++v) {
-      const double wj = wi * J[v];
-      gl0[v] += wr * J[v];
-      for (std::size_t u = 0; u <= v; ++u, ++t) Al0[t] += wj * J[u];
-    }
+  for (std::size_t v = 0; v < P; ++v) {
+    g[v] += lane_sum(acc + (T + v) * kLanes);
+    for (std::size_t u = 0; u <= v; ++u) A(u, v) += lane_sum(acc + gram_index(u, v) * kLanes);
   }
-  for (std::size_t v = 0, t = 0; v < P; ++v) {
-    g[v] += gl0[v] + gl1[v];
-    for (std::size_t u = 0; u <= v; ++u, ++t) A(u, v) += Al0[t] + Al1[t];
-  }
-  sse += s0 + s1;
+  sse += lane_sum(acc + (T + P) * kLanes);
 }
 
 }  // namespace
@@ -163,10 +124,7 @@ bool FfnExpert::gauss_newton_block(const arma::mat& Xb, const double* y, const d
   arma::rowvec p1(n, arma::fill::none);
   activate_all(act_, z.memptr(), n, z.memptr(), p1.memptr());  // z now holds phi(z)
   const double c = eta[co(0)];
-  if (bias_)
-    gauss_newton_one_unit<3>(Xb.memptr(), z.memptr(), p1.memptr(), c, y, w, n, A, g, sse);
-  else
-    gauss_newton_one_unit<2>(Xb.memptr(), z.memptr(), p1.memptr(), c, y, w, n, A, g, sse);
+  gauss_newton_one_unit(bias_, Xb.memptr(), z.memptr(), p1.memptr(), c, y, w, n, A, g, sse);
   return true;
 }
 

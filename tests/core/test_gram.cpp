@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <armadillo>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -128,6 +129,55 @@ TEST_CASE("GramRows: feature-major copies of any block, padded with zeros") {
       }
       INFO("d = " << d << ", columns " << a << ".." << b);
       CHECK(wrong == 0);
+    }
+  }
+}
+
+TEST_CASE("gauss_newton_lanes: a one-unit expert's sums have the bits of their lane order, on every instruction set") {
+  Rng rng(9);  // seed 9
+  const VmathIsa all[] = {VmathIsa::sse2, VmathIsa::avx2, VmathIsa::avx512f};
+  const std::size_t S = 132;
+  std::vector<double> x(S), phi(S), d1(S), y(S), w(S);
+  for (std::size_t i = 0; i < S; ++i) {
+    x[i] = rng.normal(0, 1);
+    phi[i] = std::tanh(rng.normal(0, 1.5));
+    d1[i] = 1 - phi[i] * phi[i];
+    y[i] = rng.normal(0.3, 1);
+    w[i] = rng.uniform();
+  }
+  const double c = -1.7;
+  for (const bool bias : {true, false}) {
+    const std::size_t P = bias ? 3 : 2, T = gram_pairs(P), nsum = T + P + 1;
+    // The scalar emulation: observation i into lane i mod 4, the kernel's operations in order.
+    std::vector<double> lanes(nsum * kLanes, 0.0);
+    for (std::size_t i = 0; i < S; ++i) {
+      const double pc = d1[i] * c;
+      double J[3];
+      J[0] = x[i] * pc;
+      if (bias) J[1] = pc;
+      J[P - 1] = phi[i];
+      const double r = y[i] - c * phi[i], wr = w[i] * r;
+      double* l = lanes.data() + i % kLanes;
+      l[(T + P) * kLanes] += wr * r;
+      for (std::size_t v = 0; v < P; ++v) {
+        const double wj = w[i] * J[v];
+        l[(T + v) * kLanes] += wr * J[v];
+        for (std::size_t u = 0; u <= v; ++u) l[gram_index(u, v) * kLanes] += wj * J[u];
+      }
+    }
+    for (const VmathIsa isa : all) {
+      if (!vmath_supported(isa)) continue;
+      INFO("bias " << bias << ", " << vmath_isa_name(isa));
+      std::vector<double> acc(nsum * kLanes, 0.0);
+      gauss_newton_lanes_with(isa, x.data(), phi.data(), d1.data(), c, y.data(), w.data(), S, bias, acc.data());
+      for (std::size_t t = 0; t < nsum; ++t) CHECK(same_bits(lane_sum(acc.data() + t * kLanes), lane_sum(lanes.data() + t * kLanes)));
+      // Against long double: sum w r^2.
+      long double ss = 0;
+      for (std::size_t i = 0; i < S; ++i) {
+        const long double r = (long double)y[i] - (long double)c * phi[i];
+        ss += w[i] * r * r;
+      }
+      CHECK(std::abs(lane_sum(acc.data() + (T + P) * kLanes) - (double)ss) <= 1e-13 * (double)ss);
     }
   }
 }

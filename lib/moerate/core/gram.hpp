@@ -60,6 +60,17 @@ void affine_rows(const double* V, std::size_t ld, std::size_t d, const double* e
 /// acc[l] += sum over the lane's observations of (c_i r_i) r_i.
 void weighted_squares_add_lanes(const double* c, const double* r, std::size_t S, double* acc);
 
+/// The Gauss-Newton sums of a one-unit two-layer expert on one covariate,
+/// h = c phi(z), J = (c phi'(z) x, [c phi'(z)], phi(z)) (the middle entry with
+/// a bias), P = 3 with the bias and 2 without: acc[t * kLanes + l] += the
+/// lane's sum of w J_u J_v for t = gram_index(u, v) < P(P + 1)/2, then
+/// w r J_v (P sums), then w r^2, r = y - c phi. S a multiple of kLanes (pad
+/// with zero weights and finite values).
+void gauss_newton_lanes(const double* x, const double* phi, const double* d1, double c, const double* y,
+                        const double* w, std::size_t S, bool bias, double* acc);
+void gauss_newton_lanes_with(VmathIsa isa, const double* x, const double* phi, const double* d1, double c,
+                             const double* y, const double* w, std::size_t S, bool bias, double* acc);
+
 /// Feature-major copies of blocks of observations: q rows of up to `cap`
 /// columns (cap a multiple of kLanes), row u at data() + u * ld().
 class GramRows {
