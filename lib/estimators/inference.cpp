@@ -112,8 +112,13 @@ void score_hessian_block_lanes(const arma::mat& Xg, const arma::mat& Pi, const a
         }
       }
     }
+    // The padding columns S..Sp-1 of every row: zeros, never written below.
+    const std::size_t Sp = C.pad(S);
+    P.pad(S);
+    E.pad(S);
+    Jr.pad(S);
+    Wt.pad(S);
     // C's expert rows r_ij e_ij and E's rows e_ij of each expert: e = (J res / nu, (res^2 / nu - 1) / 2).
-    const std::size_t Sp = GramRows::padded(S);
     for (std::size_t j = 0; j < k; ++j) {
       const double nj = nu[j];
       const std::size_t o = pg + j * ke;
@@ -130,13 +135,6 @@ void score_hessian_block_lanes(const arma::mat& Xg, const arma::mat& Pi, const a
         E.row(qd + q)[i] = e;
       }
       Jr.copy_columns(J[j].memptr(), q, s0, s0 + S, 0);
-      E.pad(S);
-      Jr.pad(S);
-      if (j == 0) {
-        C.pad(S);
-        P.pad(S);
-        Wt.pad(S);
-      }
       if (j < kf)
         gram_add_lanes(E.data(), GramRows::ld(), qd + ke, Wt.row(j), Sp, ww[j].data());
       else
@@ -238,16 +236,17 @@ ScoreHessian softmax_score_hessian(const GaussianMoE& m, const arma::mat& X, con
     log_sum_exp_block(Rr.memptr(), k, B, Rr.memptr(), sum.memptr(), lse.memptr());
     Rr.each_row() /= sum.t();  // responsibilities
     exp_inplace(Pi.memptr(), Pi.n_elem);
+    // Expert j's residual-weighted second derivatives of h, sum_i wres_i d2h_i, into its block.
+    auto add_curvature = [&](std::size_t j, const arma::rowvec& wres) {
+      const std::size_t o = pg + j * ke;
+      arma::mat Hj(q, q, arma::fill::zeros);
+      fam.add_weighted_hessian(Xe, m.eta().col(j), wres, Hj);
+      acc.H.submat(o, o, o + q - 1, o + q - 1) += Hj;
+    };
     if (p <= kLanesMaxP) {
       score_hessian_block_lanes(Xg, Pi, Rr, Res, J, m.nu(), q, acc);
       if (curved)
-        for (std::size_t j = 0; j < k; ++j) {
-          const std::size_t o = pg + j * ke;
-          const arma::rowvec wres = (Rr.row(j) / m.nu()[j]) % Res.row(j);
-          arma::mat Hj(q, q, arma::fill::zeros);
-          fam.add_weighted_hessian(Xe, m.eta().col(j), wres, Hj);
-          acc.H.submat(o, o, o + q - 1, o + q - 1) += Hj;
-        }
+        for (std::size_t j = 0; j < k; ++j) add_curvature(j, (Rr.row(j) / m.nu()[j]) % Res.row(j));
       return;
     }
     arma::mat V(qd, B, arma::fill::none);
@@ -295,8 +294,7 @@ ScoreHessian softmax_score_hessian(const GaussianMoE& m, const arma::mat& X, con
       const arma::rowvec wr = Rr.row(j) / m.nu()[j];
       const arma::rowvec wres = wr % Res.row(j);
       acc.H.submat(o, o, o + q - 1, o + q - 1) -= (J[j].each_row() % wr) * J[j].t();
-      if (curved)
-        acc.H.submat(o, o, o + q - 1, o + q - 1) += arma::reshape(fam.hessian(Xe, m.eta().col(j)) * wres.t(), q, q);
+      if (curved) add_curvature(j, wres);
       const arma::vec Bev = -J[j] * wres.t();
       acc.H.submat(o, vi, o + q - 1, vi) += Bev;
       acc.H.submat(vi, o, vi, o + q - 1) += Bev.t();

@@ -97,7 +97,7 @@ namespace {
 void gauss_newton_one_unit(bool bias, const double* x, const double* phi, const double* d1, double c,
                            const double* y, const double* w, std::size_t n, arma::mat& A, arma::vec& g, double& sse) {
   const std::size_t P = bias ? 3 : 2, T = gram_pairs(P);
-  double acc[(6 + 3 + 1) * kLanes] = {};
+  double acc[(gram_pairs(3) + 3 + 1) * kLanes] = {};  // room for P = 3
   const std::size_t S = n / kLanes * kLanes;
   gauss_newton_lanes(x, phi, d1, c, y, w, S, bias, acc);
   if (S < n) {  // the tail padded with zero weights
