@@ -158,7 +158,12 @@ void add_fit_command(CLI::App& app) {
       int at_best = 0;
       for (const auto& s : r.starts) at_best += std::abs(s.objective - best) <= 1e-6 * std::abs(best) + 1e-6;
       std::cout << "starts: " << conv << "/" << r.starts.size() << " converged, " << at_best << "/"
-                << r.starts.size() << " reached the best log-likelihood\n";
+                << r.starts.size() << " reached the best log-likelihood";
+      std::string same;
+      for (const auto& s : r.starts)
+        if (s.same_as >= 0) same += (same.empty() ? "" : ", ") + std::to_string(s.index) + " = " + std::to_string(s.same_as);
+      if (!same.empty()) std::cout << " (the same start in every bit, run once: start " << same << ")";
+      std::cout << "\n";
     }
     if (o->se) std::cout << se_table;
     std::cout << "wrote " << o->out;

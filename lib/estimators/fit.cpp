@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <numeric>
 #include <optional>
 
@@ -127,7 +128,7 @@ arma::mat standardised_xy(const arma::mat& X, const arma::rowvec& y) {
 /// Hard labels from k-means++ seeding and Lloyd iterations. Written here rather
 /// than taken from arma::kmeans because that uses Armadillo's global RNG:
 /// starts run in parallel and must be reproducible from their own seed.
-std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus) {
+std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng& rng, bool plus_plus, bool canonical) {
   const std::size_t n = Z.n_cols;
   arma::mat C(Z.n_rows, k);
   if (plus_plus) {
@@ -175,7 +176,29 @@ std::vector<std::uint32_t> kmeans_labels(const arma::mat& Z, std::size_t k, Rng&
       else C.col(c) = Z.col(rng.integer(0, n - 1));  // re-seed an empty cluster
     if (!changed && it > 0) break;
   }
+  if (!canonical) return lab;
+  // Clusters numbered in the order of their first observation, so that one
+  // partition has one labelling whichever seeds found it (fit: equal
+  // partitions are one start when nothing random follows them).
+  std::vector<std::uint32_t> order(k, std::uint32_t(k));
+  std::uint32_t next = 0;
+  for (std::size_t i = 0; i < n && next < k; ++i)
+    if (order[lab[i]] == k) order[lab[i]] = next++;
+  for (std::size_t c = 0; c < k; ++c)
+    if (order[c] == k) order[c] = next++;  // empty clusters last
+  for (auto& l : lab) l = order[l];
   return lab;
+}
+
+/// Whether a data-driven start is a function of its k-means partition alone
+/// (model_from_responsibilities draws nothing: Gaussian experts whose initial()
+/// does not draw). Its clusters are then numbered canonically, so that starts
+/// whose k-means found the same partition are the same start (fit: run once);
+/// otherwise k-means's own numbering stays (the families' random candidates
+/// follow it, and changing it would change every such fit).
+bool partition_is_start(const arma::mat& X, const FitOptions& opt) {
+  if (opt.response == ModelKind::bernoulli) return false;  // logistic_initial draws
+  return !make_expert_family(opt.expert, opt.covariates.expert_x(X).mat().n_rows)->initial_draws();
 }
 
 GaussianMoE model_from_responsibilities(const arma::mat& X, const arma::rowvec& y, const arma::mat& R,
@@ -323,7 +346,7 @@ GaussianMoE start_model(const arma::mat& X, const arma::rowvec& y, const FitOpti
       std::vector<std::uint32_t> own;
       if (!labels) {
         const arma::mat Z = standardised_xy(X, y);  // freed before R is built
-        own = kmeans_labels(Z, k, rng, kind == InitKind::kmeans);
+        own = kmeans_labels(Z, k, rng, kind == InitKind::kmeans, partition_is_start(X, opt));
         labels = &own;
       }
       arma::mat R(k, n, arma::fill::value(0.05 / k));
@@ -373,6 +396,7 @@ struct KmeansStart {
   std::vector<std::uint32_t> labels;
   Rng rng;
 };
+
 
 GaussianMoE checked_initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
                                   const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base,
@@ -479,6 +503,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   bool any_data_driven = false;
   for (int s = 0; s < S; ++s) any_data_driven |= data_driven(opt.init.kind_of_start(static_cast<std::size_t>(s)));
   if (any_data_driven) {
+    const bool canonical = partition_is_start(X, opt);
     const arma::mat Z = standardised_xy(X, y);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
@@ -490,7 +515,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
       try {
         throw_if_cancelled(opt.em.cancel);
         Rng rng(derive_seed(opt.seed, {static_cast<std::uint64_t>(s)}));
-        auto labels = kmeans_labels(Z, opt.n_experts, rng, kind == InitKind::kmeans);
+        auto labels = kmeans_labels(Z, opt.n_experts, rng, kind == InitKind::kmeans, canonical);
         km[s].emplace(KmeansStart{std::move(labels), rng});
       } catch (const Cancelled&) {
         cancelled = true;
@@ -501,6 +526,17 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
     }
     if (cancelled) throw Cancelled();
   }
+  // The starts' initial models first, then their runs: a start equal in every
+  // bit to an earlier one (k-means from different seeds often ends in the same
+  // partition, and a family without random candidates, such as linear experts,
+  // then gives the same start) is the same run and is not run twice.
+  std::vector<double> init_seconds(S, 0.0);
+  auto record_error = [&](int s, const std::exception& e) {
+    errors[s] = e.what();
+    starts[s].index = s;
+    starts[s].stop_reason = StopReason::non_finite;
+    starts[s].objective = -kInf;
+  };
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
 #endif
@@ -530,23 +566,62 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
       starts[s].objective_initial =
           m->kind() != ModelKind::regression ? m->log_likelihood(X, y)
                                            : -arma::accu(arma::square(y - m->regression_function(X)));
-      runs[s] = est.run(*m, X, y, opt);
-      starts[s].objective = runs[s].objective;
-      starts[s].iterations = runs[s].iterations;
-      starts[s].stop_reason = runs[s].stop_reason;
-      starts[s].max_decrease = runs[s].max_decrease;
       models[s] = std::move(m);
     } catch (const Cancelled&) {
       cancelled = true;  // exceptions never leave an OpenMP region: rethrown below
     } catch (const std::exception& e) {
-      errors[s] = e.what();
-      starts[s].index = s;
-      starts[s].stop_reason = StopReason::non_finite;
-      starts[s].objective = -kInf;
+      record_error(s, e);
     }
-    starts[s].seconds = km_seconds[s] + std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    init_seconds[s] = km_seconds[s] + std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
   }
   if (cancelled) throw Cancelled();
+  std::vector<int> same_as(S, -1);
+  for (int s = 0; s < S; ++s) {
+    if (!models[s]) continue;
+    const arma::vec th = models[s]->flat_params();
+    for (int t = 0; t < s; ++t)
+      if (models[t] && same_as[t] < 0 && models[t]->flat_params().n_elem == th.n_elem &&
+          std::memcmp(models[t]->flat_params().memptr(), th.memptr(), th.n_elem * sizeof(double)) == 0) {
+        same_as[s] = t;
+        models[s].reset();
+        break;
+      }
+  }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
+#endif
+  for (int s = 0; s < S; ++s) {
+    if (!models[s]) continue;  // failed, or the same as an earlier start
+    const auto ts = std::chrono::steady_clock::now();
+    try {
+      throw_if_cancelled(opt.em.cancel);
+      runs[s] = est.run(*models[s], X, y, opt);
+      starts[s].objective = runs[s].objective;
+      starts[s].iterations = runs[s].iterations;
+      starts[s].stop_reason = runs[s].stop_reason;
+      starts[s].max_decrease = runs[s].max_decrease;
+    } catch (const Cancelled&) {
+      cancelled = true;
+    } catch (const std::exception& e) {
+      models[s].reset();
+      record_error(s, e);
+    }
+    starts[s].seconds = init_seconds[s] + std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+  }
+  if (cancelled) throw Cancelled();
+  for (int s = 0; s < S; ++s) {
+    const int t = same_as[s];
+    if (t < 0) continue;
+    const std::string init = starts[s].init;
+    const double initial = starts[s].objective_initial;
+    starts[s] = starts[t];
+    starts[s].index = s;
+    starts[s].init = init;
+    starts[s].objective_initial = initial;
+    starts[s].same_as = t;
+    starts[s].seconds = init_seconds[s];
+    errors[s] = errors[t];
+  }
   int best = -1;
   for (int s = 0; s < S; ++s)
     if (models[s] && std::isfinite(starts[s].objective) && (best < 0 || starts[s].objective > starts[best].objective))
@@ -611,7 +686,7 @@ json FitResult::to_json() const {
   f["newton_steps"] = em.newton_steps;
   f["certificate"] = certificate.to_json();
   json st = json::array();
-  for (const auto& s : starts)
+  for (const auto& s : starts) {
     st.push_back({{"start", s.index},
                   {"init", s.init},
                   {"objective_initial", std::isfinite(s.objective_initial) ? json(s.objective_initial) : json(nullptr)},
@@ -620,6 +695,8 @@ json FitResult::to_json() const {
                   {"stop_reason", stop_reason_name(s.stop_reason)},
                   {"max_loglik_decrease", s.max_decrease},
                   {"seconds", s.seconds}});
+    if (s.same_as >= 0) st.back()["same_as"] = s.same_as;
+  }
   f["starts"] = st;
   // Top-level keys promised by the CLI (also inside "fit").
   j["log_likelihood"] = log_likelihood;

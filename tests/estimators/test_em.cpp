@@ -114,6 +114,45 @@ TEST_CASE("restarts: same seed, same result, whatever the thread count (seed 21)
   for (std::size_t i = 0; i < 4; ++i) CHECK(a.starts[i].objective == b.starts[i].objective);
 }
 
+TEST_CASE("restarts: a start equal to an earlier one is run once, and its copied result is what running it gives (seed 22)") {
+  // Experiment A over-fitted (k = 3), linear experts: k-means from different
+  // seeds ends in few partitions, numbered by first observation, and a linear
+  // family draws nothing after them, so several of 6 starts coincide.
+  const Sim s = simulate(experiment_a(), 2000, 22);
+  FitOptions fo;
+  fo.n_experts = 3;
+  fo.n_starts = 6;
+  fo.seed = 22;
+  fo.init.kind = InitKind::kmeans;
+  const FitResult r = fit(s.X, s.y, fo);
+  REQUIRE(r.starts.size() == 6);
+  int same = 0;
+  for (const auto& st : r.starts) {
+    if (st.same_as < 0) continue;
+    ++same;
+    INFO("start " << st.index << " = start " << st.same_as);
+    REQUIRE(st.same_as < st.index);
+    const StartSummary& t = r.starts[static_cast<std::size_t>(st.same_as)];
+    CHECK(t.same_as < 0);
+    CHECK(st.objective == t.objective);
+    CHECK(st.iterations == t.iterations);
+    // Independently: build start st.index's own initial model and run it.
+    Rng rng(derive_seed(fo.seed, {static_cast<std::uint64_t>(st.index)}));
+    GaussianMoE m = initial_model(s.X, s.y, fo, rng, nullptr, static_cast<std::size_t>(st.index));
+    CHECK(m.log_likelihood(s.X, s.y) == st.objective_initial);
+    const EMResult e = run_em(m, s.X, s.y, fo.em);
+    CHECK(e.log_likelihood == st.objective);
+    CHECK(e.iterations == st.iterations);
+  }
+  MESSAGE(same << " of 6 k-means starts were the same as an earlier one");
+  CHECK(same >= 1);
+  // Starts that differ are not merged: every start not copied has its own initial point.
+  for (std::size_t a = 0; a < 6; ++a)
+    for (std::size_t b = a + 1; b < 6; ++b)
+      if (r.starts[a].same_as < 0 && r.starts[b].same_as < 0)
+        CHECK(r.starts[a].objective_initial != r.starts[b].objective_initial);
+}
+
 TEST_CASE("gate steps: one Newton step per M-step (the default) and Newton to convergence reach the same certified MLE (seeds 1..4)") {
   // A generalised EM has the fixed points of EM; at an exact-fitted optimum both
   // stop at the same point, to far below the statistical error.

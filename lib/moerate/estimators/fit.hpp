@@ -86,6 +86,8 @@ struct StartSummary {
   StopReason stop_reason = StopReason::not_run;
   double seconds = 0;
   double max_decrease = 0;        // EM monotonicity check
+  int same_as = -1;               // a start equal in every bit to start same_as's (e.g. the same
+                                  // k-means partition): not run again, its results copied
 };
 
 struct FitResult {

@@ -39,6 +39,7 @@ public:
   arma::vec from_json(const json& j, const std::string& where) const override;
   arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                     Rng& rng) const override;
+  bool initial_draws() const override { return false; }  // weighted least squares
 };
 
 /// Weighted least squares of y on [X; 1] (returns [a; b]); QR-based.

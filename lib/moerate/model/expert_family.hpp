@@ -162,6 +162,9 @@ public:
   /// Default: random small eta refined by m_step.
   virtual arma::vec initial(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
                             Rng& rng) const;
+  /// Whether initial() draws from rng (false: its start is a function of the
+  /// weighted data alone, and fit runs starts with equal partitions once).
+  virtual bool initial_draws() const { return true; }
 
   /// Weighted squared error sum_i w_i (y_i - h(x_i; eta))^2.
   double weighted_sse(const arma::mat& X, const arma::rowvec& y, const arma::rowvec& w,
