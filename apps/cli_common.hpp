@@ -73,13 +73,15 @@ CLI::Option* add_seed_option(CLI::App* cmd, std::uint64_t& seed, const std::stri
 namespace moerate::cli {
 
 /// The EM stopping and M-step options fit and select share: --max-iter,
-/// --abs-tol, --score-tol, --tol, --accelerate, --ridge, --variance-floor.
+/// --abs-tol, --score-tol, --tol, --accelerate, --ridge, --variance-floor,
+/// --gate-steps, --polish-every.
 struct EmCliOptions {
   int max_iter = EMOptions{}.max_iter;
   double tol = 0, abs_tol = EMOptions{}.abs_tol, score_tol = EMOptions{}.score_tol;
   double ridge = 0.0, variance_floor = 1e-6;
   std::string accelerate = "squarem-newton";
   int gate_steps = GateMStepOptions{}.max_steps;  // 0 = the gate family's default
+  int polish_every = EMOptions{}.polish_every;
 };
 void add_em_options(CLI::App* cmd, EmCliOptions& o);
 /// Range checks (UsageError naming the option), then the values into `em`

@@ -124,6 +124,7 @@ void add_fit_command(CLI::App& app) {
     j["fit"]["abs_tol"] = o->em.abs_tol;
     j["fit"]["score_tol"] = o->em.score_tol;
     j["fit"]["accelerate"] = o->em.accelerate;
+    j["fit"]["polish_every"] = o->em.polish_every;
     j["fit"]["bounds"] = o->bounds.to_json();
     j["fit"]["ridge"] = o->em.ridge;
     std::string se_table, se_csv_text;

@@ -378,6 +378,7 @@ PyFit fit(const py::handle& Xo, const py::handle& yo, std::size_t experts, const
   out.j["fit"]["abs_tol"] = abs_tol;
   out.j["fit"]["score_tol"] = score_tol;
   out.j["fit"]["accelerate"] = accelerate;
+  out.j["fit"]["polish_every"] = fo.em.polish_every;
   out.j["fit"]["bounds"] = fo.em.bounds.to_json();
   out.j["fit"]["ridge"] = ridge;
   if (se) {

@@ -47,6 +47,7 @@ void EMOptions::validate() const {
   if (!(tol >= 0) || !std::isfinite(tol)) fail("EMOptions", "tol", "must be finite and >= 0", tol);
   if (!(variance_floor > 0) || !std::isfinite(variance_floor))
     fail("EMOptions", "variance_floor", "must be finite and > 0", variance_floor);
+  if (polish_every < 1) fail("EMOptions", "polish_every", "must be >= 1", polish_every);
   bounds.validate();
   gate.validate();
   expert.validate();
@@ -224,8 +225,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   int no_progress = 0;
   // Newton polish schedule (squarem-newton): see em.hpp.
   const bool newton = opt.accelerate == Acceleration::squarem_newton;
-  constexpr int kPolishFirst = 30;
-  int polish_interval = kPolishFirst, next_polish = kPolishFirst;
+  int polish_interval = opt.polish_every, next_polish = opt.polish_every;
   bool polish_productive = true;
   PolishOptions polish;  // the trust region's radius carries over from one polish to the next
   while (true) {

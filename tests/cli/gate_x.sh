@@ -119,13 +119,15 @@ expect_error 1 "gate column 'w' is not among the columns x,z|column 'w'" "" -- "
 # The default is unchanged: --gate-x equal to --x is the shared model, and fits
 # without --gate-x give the numbers committed from the code before gate covariates.
 # Those were fitted with Newton to convergence in each gate M-step, the default
-# before round 10 (--gate-steps 20; now one step, docs/performance.md round 10).
-"$M" fit --data data/faithful.csv -k 2 --starts 3 --seed 1 --gate-steps 20 --quiet --out "$T/ff.json" >/dev/null ||
-  fail "fit faithful"
-"$M" fit --data data/faithful.csv -k 2 --starts 3 --seed 1 --gate-steps 20 --quiet --gate-x x --out "$T/ffg.json" \
-  >/dev/null || fail "fit faithful --gate-x x"
-"$M" fit --data data/boston.csv -k 2 --x rm,lstat --starts 2 --seed 1 --gate-steps 20 --quiet --out "$T/fb.json" >/dev/null ||
-  fail "fit boston"
+# before round 10 (--gate-steps 20; now one step, docs/performance.md round 10),
+# and the Newton polish every 30 EM steps, the default before round 16
+# (--polish-every 30; now 10).
+"$M" fit --data data/faithful.csv -k 2 --starts 3 --seed 1 --gate-steps 20 --polish-every 30 --quiet \
+  --out "$T/ff.json" >/dev/null || fail "fit faithful"
+"$M" fit --data data/faithful.csv -k 2 --starts 3 --seed 1 --gate-steps 20 --polish-every 30 --quiet --gate-x x \
+  --out "$T/ffg.json" >/dev/null || fail "fit faithful --gate-x x"
+"$M" fit --data data/boston.csv -k 2 --x rm,lstat --starts 2 --seed 1 --gate-steps 20 --polish-every 30 --quiet \
+  --out "$T/fb.json" >/dev/null || fail "fit boston"
 python3 - "$T/ff.json" "$T/ffg.json" "$T/fb.json" tests/cli/gate_x_baseline.json <<'PY' || fail "default changed"
 import json, sys
 ff, ffg, fb = (json.load(open(p)) for p in sys.argv[1:4])

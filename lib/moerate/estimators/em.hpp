@@ -21,7 +21,7 @@
 // squarem-newton (the default) adds trust-region Newton steps on the observed
 // log-likelihood (estimators/newton_polish.hpp) where EM crawls: when a cycle
 // changes l by less than abs_tol while the score statistic is still above
-// score_tol, and on a schedule (first after 30 EM steps, then every 30; the
+// score_tol, and on a schedule (polish_every: first after 10 EM steps, then every 10; the
 // interval doubles each time a polish gains nothing). The polish keeps its
 // trust region's radius from one call to the next and hands back to EM after a
 // full Newton step that gains less than a third of EM's last cycle. EM's own
@@ -72,6 +72,9 @@ struct EMOptions {
   double score_tol = 1e-3;        // score statistic lambda, in standard errors of the estimate
   double tol = 0;                 // relative rule |dl| < tol |l| (literature 1e-6); 0 = off
   Acceleration accelerate = Acceleration::squarem_newton;
+  int polish_every = 10;          // squarem-newton: the Newton polish's schedule, first after this
+                                  // many EM steps, then every this many (doubling while it gains
+                                  // nothing); 30 before round 16 (docs/performance.md)
   ParameterBounds bounds{};       // compact parameter space (default: none)
   double variance_floor = 1e-6;   // relative to var(y): nu_j >= floor * var(y)
   GateMStepOptions gate{};        // gating M-step (ridge 0 by default)
