@@ -397,7 +397,6 @@ struct KmeansStart {
   Rng rng;
 };
 
-
 GaussianMoE checked_initial_model(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, Rng& rng,
                                   const GaussianMoE* truth, std::size_t start_index, const GaussianMoE* split_base,
                                   const std::vector<std::uint32_t>* labels) {
