@@ -575,12 +575,13 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   }
   if (cancelled) throw Cancelled();
   std::vector<int> same_as(S, -1);
+  std::vector<arma::vec> theta(S);
   for (int s = 0; s < S; ++s) {
     if (!models[s]) continue;
-    const arma::vec th = models[s]->flat_params();
-    for (int t = 0; t < s; ++t)
-      if (models[t] && same_as[t] < 0 && models[t]->flat_params().n_elem == th.n_elem &&
-          std::memcmp(models[t]->flat_params().memptr(), th.memptr(), th.n_elem * sizeof(double)) == 0) {
+    theta[s] = models[s]->flat_params();
+    for (int t = 0; t < s; ++t)  // a copy's model is released: it is never matched again
+      if (models[t] && theta[t].n_elem == theta[s].n_elem &&
+          std::memcmp(theta[t].memptr(), theta[s].memptr(), theta[s].n_elem * sizeof(double)) == 0) {
         same_as[s] = t;
         models[s].reset();
         break;
