@@ -140,6 +140,16 @@ void add_em_options(CLI::App* cmd, EmCliOptions& o) {
       ->capture_default_str();
 }
 
+CLI::Option* add_prune_option(CLI::App* cmd, double& prune_factor) {
+  return cmd
+      ->add_option("--prune-factor", prune_factor,
+                   "EM with several starts: stop a start at a checkpoint (EM steps 15, 30, 60, ...) when it trails the "
+                   "best start by more than 0.1 nats and by more than this times its gain since the last checkpoint "
+                   "(stop reason dominated; the other starts' numbers are unchanged); 0 = run every start to its end")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e300));
+}
+
 void apply_em_options(const EmCliOptions& o, EMOptions& em) {
   check_range("--max-iter", o.max_iter, 1, 100000000);
   check_range("--tol", o.tol, 0, 1);

@@ -29,6 +29,7 @@ void add_fit_command(CLI::App& app) {
     std::vector<std::string> x, gate_x;
     std::size_t k = 0;
     int starts = 10, threads = 0;
+    double prune_factor = moerate::FitOptions{}.prune_factor;
     moerate::cli::EmCliOptions em;
     std::string response = "gaussian";
     moerate::ParameterBounds bounds;
@@ -53,6 +54,7 @@ void add_fit_command(CLI::App& app) {
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans | split | model:FILE | near-truth:TRUTH.json | a cycle such as kmeans+split")
       ->capture_default_str();
   moerate::cli::add_em_options(cmd, o->em);
+  moerate::cli::add_prune_option(cmd, o->prune_factor);
   cmd->add_option("--bound-gate-intercept", o->bounds.gate_intercept, "Compact parameter space: |beta0| <= this");
   cmd->add_option("--bound-gate-slope", o->bounds.gate_slope, "|beta1| (or Laplace |w|) <= this, per coordinate");
   cmd->add_option("--bound-expert", o->bounds.expert, "|expert parameter| <= this, per coordinate");
@@ -94,6 +96,7 @@ void add_fit_command(CLI::App& app) {
       throw moerate::cli::UsageError("--response: expected gaussian or bernoulli; got '" + o->response + "'");
     fo.response = moerate::parse_model_kind(o->response);
     fo.n_starts = o->starts;
+    fo.prune_factor = o->prune_factor;
     fo.seed = o->seed;
     fo.threads = o->threads;
     fo.em.bounds = o->bounds;
@@ -152,13 +155,17 @@ void add_fit_command(CLI::App& app) {
     for (const auto& w : cert.warnings) std::cout << "warning: " << w << "\n";
     if (!o->quiet) {
       print_model(std::cout, r.model);
-      int conv = 0;
-      for (const auto& s : r.starts)
+      int conv = 0, dominated = 0;
+      for (const auto& s : r.starts) {
         conv += s.stop_reason == moerate::StopReason::converged || s.stop_reason == moerate::StopReason::converged_relative;
+        dominated += s.stop_reason == moerate::StopReason::dominated;
+      }
       const double best = r.log_likelihood;
       int at_best = 0;
       for (const auto& s : r.starts) at_best += std::abs(s.objective - best) <= 1e-6 * std::abs(best) + 1e-6;
-      std::cout << "starts: " << conv << "/" << r.starts.size() << " converged, " << at_best << "/"
+      std::cout << "starts: " << conv << "/" << r.starts.size() << " converged, ";
+      if (dominated > 0) std::cout << dominated << "/" << r.starts.size() << " stopped early as dominated, ";
+      std::cout << at_best << "/"
                 << r.starts.size() << " reached the best log-likelihood";
       std::string same;
       for (const auto& s : r.starts)

@@ -15,6 +15,7 @@ void add_select_command(CLI::App& app) {
     std::string data, out, csv, plot, y, experts, expert = "linear", gating = "softmax", estimator = "em", init = "kmeans";
     std::vector<std::string> x, gate_x;
     int starts = 10, threads = 0;
+    double prune_factor = moerate::FitOptions{}.prune_factor;
     moerate::cli::EmCliOptions em;
     double tiny_variance = moerate::SelectOptions{}.tiny_variance;
     std::uint64_t seed = 1;
@@ -31,6 +32,7 @@ void add_select_command(CLI::App& app) {
   moerate::cli::add_seed_option(cmd, o->seed, "Random seed: the fit of each k is the one 'moerate fit -k K --seed S' gives");
   cmd->add_option("--init", o->init, "Initialisation: random | kmeans")->capture_default_str();
   moerate::cli::add_em_options(cmd, o->em);
+  moerate::cli::add_prune_option(cmd, o->prune_factor);
   cmd->add_option("--tiny-variance", o->tiny_variance,
                   "A fit with a variance below this times var(y) is degenerate (never picked silently)")
       ->capture_default_str();
@@ -75,6 +77,7 @@ void add_select_command(CLI::App& app) {
         throw moerate::cli::UsageError("--init: select fits several k; use random or kmeans; got '" + o->init + "'");
       fo.estimator = o->estimator;
       fo.n_starts = o->starts;
+      fo.prune_factor = o->prune_factor;
       fo.seed = o->seed;
       fo.threads = o->threads;
       fo.n_experts = so.k_max;

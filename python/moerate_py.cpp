@@ -330,7 +330,8 @@ PyTable table_from(const py::handle& o) {
 PyFit fit(const py::handle& Xo, const py::handle& yo, std::size_t experts, const std::string& expert,
           const std::string& gating, const std::string& estimator, int starts, std::uint64_t seed,
           const std::string& init, int max_iter, double tol, double ridge, double variance_floor, int threads,
-          bool se, double abs_tol, double score_tol, const std::string& accelerate, const py::dict& bounds) {
+          bool se, double abs_tol, double score_tol, const std::string& accelerate, const py::dict& bounds,
+          double prune_factor) {
   // The same options and checks as `moerate fit` (apps/cmd_fit.cpp).
   moerate::FitOptions fo;
   fo.n_experts = experts;
@@ -339,6 +340,7 @@ PyFit fit(const py::handle& Xo, const py::handle& yo, std::size_t experts, const
   fo.init = moerate::InitSpec::parse(init);
   fo.estimator = estimator;
   fo.n_starts = starts;
+  fo.prune_factor = prune_factor;
   fo.seed = seed;
   fo.threads = threads;
   fo.em.max_iter = max_iter;
@@ -719,12 +721,14 @@ PYBIND11_MODULE(moerate, mod) {
           py::arg("variance_floor") = 1e-6, py::arg("threads") = 0, py::arg("se") = false,
           py::arg("abs_tol") = moerate::EMOptions{}.abs_tol, py::arg("score_tol") = moerate::EMOptions{}.score_tol,
           py::arg("accelerate") = "squarem-newton", py::arg("bounds") = py::dict(),
+          py::arg("prune_factor") = moerate::FitOptions{}.prune_factor,
           "Fit a mixture of experts (as `moerate fit`): `starts` starts of the estimator, the best kept.\n"
           "X is n x d, y has length n. expert: linear | ffn:ACT | ...; gating: softmax | ...; estimator:\n"
           "em | mle | lse; init: kmeans | random | model:FILE | near-truth:FILE. threads = 0: all cores\n"
           "(the result does not depend on it). se=True adds standard errors. Stopping: abs_tol and score_tol\n"
           "(the certificate, result['fit']['certificate']); tol > 0 adds the literature's relative rule.\n"
-          "accelerate: squarem-newton | squarem | none. bounds: {'gate_slope': 50, 'nu_min': 1e-3, ...}. Ctrl-C interrupts.");
+          "accelerate: squarem-newton | squarem | none. bounds: {'gate_slope': 50, 'nu_min': 1e-3, ...}.\n"
+          "prune_factor: stop a dominated EM start early (as --prune-factor; 0 = every start to its end). Ctrl-C interrupts.");
 
   mod.def(
       "simulate",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
@@ -20,6 +21,7 @@ std::string stop_reason_name(StopReason r) {
     case StopReason::stalled: return "stalled";
     case StopReason::non_finite: return "non_finite";
     case StopReason::not_run: return "not_run";
+    case StopReason::dominated: return "dominated";
   }
   return "?";
 }
@@ -184,14 +186,28 @@ void em_step(GaussianMoE& model, const arma::mat& Xg, const arma::mat& Xe, const
 }  // namespace
 
 EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EMOptions& opt) {
+  EMRunState state;
+  run_em_until(model, X, y, opt, state, std::numeric_limits<int>::max());
+  return std::move(state.res);
+}
+
+bool run_em_until(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EMOptions& opt,
+                  EMRunState& state, int pause_at) {
+  if (state.finished) return true;
   opt.validate();
-  if (model.kind() == ModelKind::bernoulli) return run_em_bernoulli(model, X, y, opt);  // estimators/em_bernoulli
+  if (model.kind() == ModelKind::bernoulli) {  // estimators/em_bernoulli: never pauses
+    state.res = run_em_bernoulli(model, X, y, opt);
+    state.started = state.finished = true;
+    return true;
+  }
   if (model.kind() != ModelKind::gaussian)
     throw InvalidArgument("run_em: EM needs a Gaussian MoE (\"model\": \"gaussian\"); use --estimator lse");
   if (X.n_cols != y.n_elem) throw InvalidArgument("run_em: X and y have different numbers of observations");
   if (X.n_rows != model.dim())
     fail("run_em", "data dimension", "must equal the model dimension " + std::to_string(model.dim()), X.n_rows);
-  EMResult res;
+  EMResult& res = state.res;
+  const bool resumed = state.started;
+  state.started = true;
   const std::size_t k = model.n_experts();
   const double var_y = y.n_elem > 1 ? arma::var(y) : 1.0;
   res.variance_floor_abs = opt.variance_floor * (var_y > 0 ? var_y : 1.0);
@@ -202,7 +218,7 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   // A feasible start: variances floored (an unfloored start would let the
   // first M-step lower the log-likelihood) and parameters inside the box.
   const Box box = em_box(model, opt.bounds, nu_lo, nu_hi);
-  {
+  if (!resumed) {
     const arma::vec theta = model.flat_params();
     if (!box.contains(theta)) {
       res.start_clamped = arma::any(theta.head(theta.n_elem - k) < box.lower.head(theta.n_elem - k)) ||
@@ -213,26 +229,38 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   const Box user_box = opt.bounds.any() ? box : Box{};  // for the score statistic's active set
   const Covariates::Rows xg = model.gate_x(X), xe = model.expert_x(X);  // X itself when shared
 
+  // A resumed run's state is its model's: evaluate() is a function of the
+  // model alone, so the run continues with the same numbers.
   EmState s = evaluate(model, X, y);
-  res.log_likelihood = s.ll;
-  if (opt.keep_trace) res.trace.push_back(s.ll);
-  if (!std::isfinite(s.ll)) {
-    res.stop_reason = StopReason::non_finite;
-    return res;
+  if (!resumed) {
+    res.log_likelihood = s.ll;
+    if (opt.keep_trace) res.trace.push_back(s.ll);
+    if (!std::isfinite(s.ll)) {
+      res.stop_reason = StopReason::non_finite;
+      state.finished = true;
+      return true;
+    }
+    state.polish_interval = state.next_polish = opt.polish_every;
   }
-  double step_max = 1.0;           // SQUAREM: largest extrapolation length a
-  constexpr double kStepFactor = 4;  // Varadhan and Roland's default mstep
-  int no_progress = 0;
+  double& step_max = state.step_max;  // SQUAREM: largest extrapolation length a
+  constexpr double kStepFactor = 4;   // Varadhan and Roland's default mstep
+  int& no_progress = state.no_progress;
   // Newton polish schedule (squarem-newton): see em.hpp.
   const bool newton = opt.accelerate == Acceleration::squarem_newton;
-  int polish_interval = opt.polish_every, next_polish = opt.polish_every;
-  bool polish_productive = true;
+  int& polish_interval = state.polish_interval;
+  int& next_polish = state.next_polish;
+  bool& polish_productive = state.polish_productive;
   PolishOptions polish;  // the trust region's radius carries over from one polish to the next
+  polish.initial_radius = state.polish_radius;
   while (true) {
     throw_if_cancelled(opt.cancel);
     if (res.iterations >= opt.max_iter) {
       res.stop_reason = res.iterations == 0 ? StopReason::not_run : StopReason::max_iter;
       break;
+    }
+    if (res.iterations >= pause_at) {  // between cycles: the run continues from here in every bit
+      state.polish_radius = polish.initial_radius;
+      return false;
     }
     const double ll_prev = s.ll;
     const GaussianMoE previous = model;
@@ -347,7 +375,8 @@ EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, c
   }
   for (std::size_t j = 0; j < k; ++j)
     if (model.nu()[j] <= res.variance_floor_abs * (1 + 1e-12)) res.floored_variances++;
-  return res;
+  state.finished = true;
+  return true;
 }
 
 }  // namespace moerate

@@ -103,6 +103,7 @@ void FitOptions::validate() const {
   if (!estimator_registry().count(estimator))
     throw InvalidArgument("fit: unknown estimator '" + estimator + "'");
   if (threads < 0) fail("fit", "threads", "must be >= 0", threads);
+  if (!(prune_factor >= 0) || !std::isfinite(prune_factor)) fail("fit", "prune_factor", "must be finite and >= 0", prune_factor);
   if (init.uses(InitKind::split) && n_experts < 2)
     throw InvalidArgument("fit: split init needs k >= 2 experts (it splits one atom of a (k-1)-expert fit)");
   if (response == ModelKind::regression)
@@ -437,6 +438,16 @@ std::map<std::string, EstimatorInfo>& estimator_registry() {
   return r;
 }
 
+EstimatorRun em_run(EMResult em) {
+  EstimatorRun r;
+  r.objective = em.log_likelihood;
+  r.iterations = em.iterations;
+  r.stop_reason = em.stop_reason;
+  r.max_decrease = em.max_decrease;
+  r.em = std::move(em);
+  return r;
+}
+
 bool register_estimator(const std::string& name, const std::string& description, EstimatorFn f) {
   estimator_registry()[name] = EstimatorInfo{name, description, std::move(f)};
   return true;
@@ -444,15 +455,7 @@ bool register_estimator(const std::string& name, const std::string& description,
 
 MOERATE_REGISTER_ESTIMATOR("em", "maximum likelihood by EM (Newton gate M-step, WLS/LM expert M-step)",
                            [](GaussianMoE& m, const arma::mat& X, const arma::rowvec& y,
-                              const FitOptions& opt) {
-                             EstimatorRun r;
-                             r.em = run_em(m, X, y, opt.em);
-                             r.objective = r.em.log_likelihood;
-                             r.iterations = r.em.iterations;
-                             r.stop_reason = r.em.stop_reason;
-                             r.max_decrease = r.em.max_decrease;
-                             return r;
-                           });
+                              const FitOptions& opt) { return em_run(run_em(m, X, y, opt.em)); });
 
 FitResult fit(const arma::mat& X, const arma::rowvec& y, const FitOptions& opt, const GaussianMoE* truth) {
   return fit_impl(X, y, opt, truth, true);
@@ -587,28 +590,67 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
         break;
       }
   }
+  int running = 0;
+  for (int s = 0; s < S; ++s) running += models[s] != nullptr;
+  // EM's starts in rounds, pruning the dominated ones (fit.hpp, prune_factor):
+  // each round runs every live start to the next checkpoint (EM steps 15, 30,
+  // 60, ...), then compares them. The decisions depend only on the starts'
+  // states at the checkpoints, never on timing: the same fit for every thread
+  // count, and a start that is not pruned ends in every bit as if run alone.
+  const bool prune = opt.prune_factor > 0 && opt.estimator == "em" && opt.response == ModelKind::gaussian && running > 1;
+  std::vector<EMRunState> em_runs(prune ? S : 0);
+  std::vector<double> at_checkpoint(S, -kInf);  // a start's log-likelihood at the last checkpoint
+  std::vector<char> live(S);  // still to run: not failed, not a copy, not finished, not pruned
+  for (int s = 0; s < S; ++s) live[s] = models[s] != nullptr;
+  for (int checkpoint = kFirstCheckpoint;; checkpoint *= 2) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
 #endif
-  for (int s = 0; s < S; ++s) {
-    if (!models[s]) continue;  // failed, or the same as an earlier start
-    const auto ts = std::chrono::steady_clock::now();
-    try {
-      throw_if_cancelled(opt.em.cancel);
-      runs[s] = est.run(*models[s], X, y, opt);
-      starts[s].objective = runs[s].objective;
-      starts[s].iterations = runs[s].iterations;
-      starts[s].stop_reason = runs[s].stop_reason;
-      starts[s].max_decrease = runs[s].max_decrease;
-    } catch (const Cancelled&) {
-      cancelled = true;
-    } catch (const std::exception& e) {
-      models[s].reset();
-      record_error(s, e);
+    for (int s = 0; s < S; ++s) {
+      if (!live[s]) continue;
+      const auto ts = std::chrono::steady_clock::now();
+      try {
+        throw_if_cancelled(opt.em.cancel);
+        if (!prune) {
+          runs[s] = est.run(*models[s], X, y, opt);
+          live[s] = 0;
+        } else if (run_em_until(*models[s], X, y, opt.em, em_runs[s], checkpoint)) {
+          runs[s] = em_run(std::move(em_runs[s].res));
+          live[s] = 0;
+        }
+      } catch (const Cancelled&) {
+        cancelled = true;
+      } catch (const std::exception& e) {
+        models[s].reset();
+        live[s] = 0;
+        record_error(s, e);
+      }
+      starts[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     }
-    starts[s].seconds = init_seconds[s] + std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    if (cancelled) throw Cancelled();
+    if (!prune || std::find(live.begin(), live.end(), 1) == live.end()) break;
+    double best_ll = -kInf;  // every start's log-likelihood so far (EM never lowers it)
+    for (int s = 0; s < S; ++s)
+      if (models[s]) best_ll = std::max(best_ll, live[s] ? em_runs[s].res.log_likelihood : runs[s].objective);
+    for (int s = 0; s < S; ++s) {
+      if (!models[s] || !live[s]) continue;
+      const double ll = em_runs[s].res.log_likelihood, gap = best_ll - ll, gain = ll - at_checkpoint[s];
+      at_checkpoint[s] = ll;
+      if (gap > kPruneMinGap && gap > opt.prune_factor * gain) {
+        runs[s] = em_run(std::move(em_runs[s].res));
+        runs[s].stop_reason = StopReason::dominated;
+        live[s] = 0;
+      }
+    }
   }
-  if (cancelled) throw Cancelled();
+  for (int s = 0; s < S; ++s) {
+    starts[s].seconds += init_seconds[s];
+    if (!models[s]) continue;
+    starts[s].objective = runs[s].objective;
+    starts[s].iterations = runs[s].iterations;
+    starts[s].stop_reason = runs[s].stop_reason;
+    starts[s].max_decrease = runs[s].max_decrease;
+  }
   for (int s = 0; s < S; ++s) {
     const int t = same_as[s];
     if (t < 0) continue;
@@ -637,6 +679,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   r.n_obs = X.n_cols;
   r.starts = starts;
   r.best_start = best;
+  r.prune_factor = opt.prune_factor;
   r.iterations = runs[best].iterations;
   r.stop_reason = runs[best].stop_reason;
   r.em = runs[best].em;
@@ -678,6 +721,7 @@ json FitResult::to_json() const {
   f["bic"] = bic;
   f["rss"] = rss;
   f["best_start"] = best_start;
+  f["prune_factor"] = prune_factor;
   f["seconds"] = seconds;
   f["variance_floor"] = em.variance_floor_abs;
   f["floored_variances"] = em.floored_variances;

@@ -224,6 +224,8 @@ Study Study::from_json(const json& j, const std::string& source_name) {
         st.fit.init.exponent = get_finite(nt, "exponent", st.fit.init.exponent, where + ".near_truth");
       }
       st.fit.n_starts = static_cast<int>(get_int(f, "starts", 1, 1, 100000, where));
+      st.fit.prune_factor = get_finite(f, "prune_factor", st.fit.prune_factor, where);
+      if (!(st.fit.prune_factor >= 0)) throw err(where + ".prune_factor: must be >= 0; got " + format_double(st.fit.prune_factor));
       const EMOptions em_defaults;
       st.fit.em.max_iter = static_cast<int>(get_int(f, "max_iter", em_defaults.max_iter, 1, 100000000, where));
       st.fit.em.tol = get_finite(f, "tol", em_defaults.tol, where);  // the relative rule, off by default

@@ -153,6 +153,113 @@ TEST_CASE("restarts: a start equal to an earlier one is run once, and its copied
         CHECK(r.starts[a].objective_initial != r.starts[b].objective_initial);
 }
 
+namespace {
+
+/// The headline study's two-layer truth (tanh experts without bias; x ~ U[-1, 1]).
+GaussianMoE headline_tanh_truth() {
+  return GaussianMoE::from_json(nlohmann::json::parse(R"({
+    "gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "tanh", "bias": false},
+    "experts": [{"gate": {"beta0": 0, "beta1": [3]}, "expert": {"a": [3], "c": 2}, "variance": 0.09},
+                {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [1], "c": -1.5}, "variance": 0.16}]})"),
+                                "headline tanh truth");
+}
+
+}  // namespace
+
+TEST_CASE("run_em_until: a run paused at any EM steps ends in every bit as run_em (tanh, k = 3 over-fitted, seeds 6 and 23)") {
+  // An over-fitted two-layer fit: SQUAREM extrapolations, Newton polishes and
+  // many steps, so the pauses fall inside every part of the acceleration's state.
+  const GaussianMoE truth = headline_tanh_truth();
+  const Sim s = simulate(truth, 2000, 6, "uniform:-1,1");
+  FitOptions fo;
+  fo.n_experts = 3;
+  fo.expert = truth.experts().family_json();
+  fo.init.kind = InitKind::kmeans;
+  fo.em.bounds = ParameterBounds::from_json(
+      nlohmann::json::parse(R"({"gate_intercept": 30, "gate_slope": 50, "expert": 50, "nu_min": 1e-4, "nu_max": 100})"),
+      "bounds");
+  Rng rng(derive_seed(23, {0}));
+  const GaussianMoE start = initial_model(s.X, s.y, fo, rng, nullptr);
+  GaussianMoE whole = start;
+  const EMResult ref = run_em(whole, s.X, s.y, fo.em);
+  REQUIRE(ref.iterations > 40);
+  REQUIRE(ref.newton_calls > 1);
+  for (const int every : {1, 4, 7, 15, 32}) {
+    CAPTURE(every);
+    GaussianMoE m = start;
+    EMRunState state;
+    int calls = 0;
+    for (int pause = every; !run_em_until(m, s.X, s.y, fo.em, state, pause); pause += every) ++calls;
+    CHECK(calls >= ref.iterations / std::max(every, 3) - 1);  // a SQUAREM cycle makes 3 steps
+    const EMResult& r = state.res;
+    CHECK(r.stop_reason == ref.stop_reason);
+    CHECK(r.iterations == ref.iterations);
+    CHECK(r.cycles == ref.cycles);
+    CHECK(r.newton_steps == ref.newton_steps);
+    CHECK(r.newton_calls == ref.newton_calls);
+    CHECK(r.log_likelihood == ref.log_likelihood);
+    CHECK(r.trace == ref.trace);
+    CHECK(r.floored_variances == ref.floored_variances);
+    CHECK(arma::approx_equal(m.flat_params(), whole.flat_params(), "absdiff", 0.0));
+    CHECK(run_em_until(m, s.X, s.y, fo.em, state, 0));  // finished: stays finished
+  }
+}
+
+TEST_CASE("pruning: dominated starts stop early, the fit and every other start are the same in every bit (seeds 6, 1)") {
+  // The headline study's two-layer truth (tanh experts without bias), k = 3
+  // fitted, x ~ U[-1, 1]: starts often crawl to worse maxima.
+  const GaussianMoE truth = headline_tanh_truth();
+  int pruned = 0;
+  for (const std::uint64_t seed : {6u, 1u}) {
+    CAPTURE(seed);
+    const Sim s = simulate(truth, 2000, seed, "uniform:-1,1");
+    FitOptions fo;
+    fo.n_experts = 3;
+    fo.expert = truth.experts().family_json();
+    fo.init = InitSpec::parse("kmeans+split");
+    fo.n_starts = 4;
+    fo.seed = seed;
+    fo.threads = 1;
+    fo.em.bounds = ParameterBounds::from_json(
+        nlohmann::json::parse(R"({"gate_intercept": 30, "gate_slope": 50, "expert": 50, "nu_min": 1e-4, "nu_max": 100})"),
+        "bounds");
+    REQUIRE(fo.prune_factor == 30);  // the default
+    const FitResult p = fit(s.X, s.y, fo);
+    fo.prune_factor = 0;
+    const FitResult all = fit(s.X, s.y, fo);
+    CHECK(p.log_likelihood == all.log_likelihood);
+    CHECK(p.best_start == all.best_start);
+    CHECK(arma::approx_equal(p.model.flat_params(), all.model.flat_params(), "absdiff", 0.0));
+    REQUIRE(p.starts.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      const StartSummary &a = p.starts[i], &b = all.starts[i];
+      CHECK(b.stop_reason != StopReason::dominated);
+      if (a.stop_reason != StopReason::dominated) {
+        CHECK(a.objective == b.objective);
+        CHECK(a.iterations == b.iterations);
+        continue;
+      }
+      ++pruned;
+      CHECK(a.objective < p.log_likelihood - kPruneMinGap);  // trailed the best at its checkpoint
+      CHECK(a.objective <= b.objective);                      // EM would only have climbed further
+      CHECK(a.iterations >= 2 * kFirstCheckpoint);            // never at the first checkpoint
+      CHECK(a.iterations < b.iterations);
+    }
+    // The decisions are made at the checkpoints, not by timing: two threads give the same fit.
+    fo.prune_factor = 30;
+    fo.threads = 2;
+    const FitResult p2 = fit(s.X, s.y, fo);
+    CHECK(p2.log_likelihood == p.log_likelihood);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(p2.starts[i].objective == p.starts[i].objective);
+      CHECK(p2.starts[i].stop_reason == p.starts[i].stop_reason);
+    }
+  }
+  MESSAGE(pruned << " of 8 starts stopped early as dominated");
+  CHECK(pruned >= 2);
+}
+
 TEST_CASE("gate steps: one Newton step per M-step (the default) and Newton to convergence reach the same certified MLE (seeds 1..4)") {
   // A generalised EM has the fixed points of EM; at an exact-fitted optimum both
   // stop at the same point, to far below the statistical error.

@@ -59,6 +59,8 @@ enum class StopReason {
   stalled,            // no step improves l although the score criterion is not met
   non_finite,         // the log-likelihood became NaN/inf (degenerate start)
   not_run,            // no iteration was run (e.g. max_iter = 0)
+  dominated,          // a start of a fit stopped early: far below another start and gaining too
+                      // little to reach it (fit.hpp, prune_factor); never a fit's own stop reason
 };
 std::string stop_reason_name(StopReason r);
 
@@ -105,5 +107,27 @@ struct EMResult {
 /// Run EM from the model's current parameters (updated in place).
 EMResult run_em(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
                 const EMOptions& opt);
+
+/// An EM run between calls of run_em_until: the result so far and the
+/// acceleration's state (SQUAREM's step length, the Newton polish's schedule
+/// and trust radius). Not the responsibilities: they are a function of the
+/// model and are recomputed (memory: no k x n matrix per paused run).
+struct EMRunState {
+  EMResult res;                  // so far; the result once finished
+  bool started = false, finished = false;
+  double step_max = 1;
+  int no_progress = 0, polish_interval = 0, next_polish = 0;
+  bool polish_productive = true;
+  double polish_radius = 1;
+};
+
+/// run_em in parts: runs until EM stops (returns true; state.res is the
+/// result) or until at least pause_at EM steps are made, checked between
+/// cycles (returns false). Called again with the same model, data, options
+/// and state, the run continues in every bit as if it had not paused, so a
+/// run paused at any steps ends with run_em's numbers (fit's pruning of
+/// dominated starts, fit.hpp).
+bool run_em_until(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y, const EMOptions& opt,
+                  EMRunState& state, int pause_at);
 
 }  // namespace moerate

@@ -74,8 +74,17 @@ struct FitOptions {
   std::uint64_t seed = 1;
   EMOptions em{};
   int threads = 0;                        // 0 = OpenMP default; results do not depend on it
+  double prune_factor = 30;               // EM with several starts: stop a start at a checkpoint
+                                          // (EM steps 15, 30, 60, ...) when it trails the best start
+                                          // by more than kPruneMinGap nats and by more than
+                                          // prune_factor times its own gain since the last
+                                          // checkpoint (stop reason dominated); 0 = every start
+                                          // runs to its end. The other starts' numbers are the same
+                                          // in every bit (docs/estimators.md)
   void validate() const;
 };
+inline constexpr int kFirstCheckpoint = 15;     // EM steps: prune_factor's first checkpoint
+inline constexpr double kPruneMinGap = 0.1;     // nats: a start this close to the best is never pruned
 
 struct StartSummary {
   int index = 0;
@@ -102,6 +111,7 @@ struct FitResult {
   StopReason stop_reason = StopReason::not_run;
   std::vector<StartSummary> starts;
   int best_start = 0;
+  double prune_factor = 0;       // the fit's FitOptions::prune_factor (recorded in the fit JSON)
   double seconds = 0;
   EMResult em;                    // the best start's EM details (trace, floor)
   FitCertificate certificate;     // of the best start (estimators/certificate.hpp)
