@@ -1,6 +1,7 @@
 #include "cli_common.hpp"
 
 #include "moerate/core/error.hpp"
+#include "moerate/estimators/fit.hpp"
 #include "moerate/io/csv.hpp"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <iostream>
 
 #include "moerate/core/error.hpp"
+#include "moerate/estimators/fit.hpp"
 #include "moerate/io/files.hpp"
 
 #ifdef _OPENMP
@@ -143,9 +145,11 @@ void add_em_options(CLI::App* cmd, EmCliOptions& o) {
 CLI::Option* add_prune_option(CLI::App* cmd, double& prune_factor) {
   return cmd
       ->add_option("--prune-factor", prune_factor,
-                   "EM with several starts: stop a start at a checkpoint (EM steps 15, 30, 60, ...) when it trails the "
-                   "best start by more than 0.1 nats and by more than this times its gain since the last checkpoint "
-                   "(stop reason dominated; the other starts' numbers are unchanged); 0 = run every start to its end")
+                   "EM with several starts: stop a start at a checkpoint (EM steps " + std::to_string(kFirstCheckpoint) +
+                       ", " + std::to_string(2 * kFirstCheckpoint) + ", " + std::to_string(4 * kFirstCheckpoint) +
+                       ", ...) when it trails the best start by more than " + format_double(kPruneMinGap) +
+                       " nats and by more than this times its gain since the last checkpoint (stop reason dominated; "
+                       "the other starts' numbers are unchanged); 0 = run every start to its end")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e300));
 }

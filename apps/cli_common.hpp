@@ -86,9 +86,9 @@ struct EmCliOptions {
 void add_em_options(CLI::App* cmd, EmCliOptions& o);
 /// Range checks (UsageError naming the option), then the values into `em`
 /// (an unknown --accelerate is a UsageError).
+void apply_em_options(const EmCliOptions& o, EMOptions& em);
 /// --prune-factor (fit.hpp, FitOptions::prune_factor), for the commands that fit several starts.
 CLI::Option* add_prune_option(CLI::App* cmd, double& prune_factor);
-void apply_em_options(const EmCliOptions& o, EMOptions& em);
 
 }  // namespace moerate::cli
 

@@ -164,6 +164,13 @@ GaussianMoE headline_tanh_truth() {
                                 "headline tanh truth");
 }
 
+/// The headline study's bounds (its over-fitted settings).
+ParameterBounds headline_bounds() {
+  return ParameterBounds::from_json(
+      nlohmann::json::parse(R"({"gate_intercept": 30, "gate_slope": 50, "expert": 50, "nu_min": 1e-4, "nu_max": 100})"),
+      "headline bounds");
+}
+
 }  // namespace
 
 TEST_CASE("run_em_until: a run paused at any EM steps ends in every bit as run_em (tanh, k = 3 over-fitted, seeds 6 and 23)") {
@@ -175,9 +182,7 @@ TEST_CASE("run_em_until: a run paused at any EM steps ends in every bit as run_e
   fo.n_experts = 3;
   fo.expert = truth.experts().family_json();
   fo.init.kind = InitKind::kmeans;
-  fo.em.bounds = ParameterBounds::from_json(
-      nlohmann::json::parse(R"({"gate_intercept": 30, "gate_slope": 50, "expert": 50, "nu_min": 1e-4, "nu_max": 100})"),
-      "bounds");
+  fo.em.bounds = headline_bounds();
   Rng rng(derive_seed(23, {0}));
   const GaussianMoE start = initial_model(s.X, s.y, fo, rng, nullptr);
   GaussianMoE whole = start;
@@ -220,9 +225,7 @@ TEST_CASE("pruning: dominated starts stop early, the fit and every other start a
     fo.n_starts = 4;
     fo.seed = seed;
     fo.threads = 1;
-    fo.em.bounds = ParameterBounds::from_json(
-        nlohmann::json::parse(R"({"gate_intercept": 30, "gate_slope": 50, "expert": 50, "nu_min": 1e-4, "nu_max": 100})"),
-        "bounds");
+    fo.em.bounds = headline_bounds();
     REQUIRE(fo.prune_factor == 30);  // the default
     const FitResult p = fit(s.X, s.y, fo);
     fo.prune_factor = 0;
