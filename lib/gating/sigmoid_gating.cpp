@@ -3,13 +3,14 @@
 #include "moerate/core/error.hpp"
 #include "moerate/core/json_fields.hpp"
 #include "moerate/core/numerics.hpp"
+#include "moerate/model/response.hpp"
 
 namespace moerate {
 
 namespace {
 
-/// log sigmoid(z) = -log1p(exp(-z)), evaluated without overflow for either sign.
-double log_sigmoid(double z) { return z >= 0 ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z)); }
+// log_sigmoid: model/response.hpp's (the same values in every bit as the
+// -log1p(exp(-z)) / z - log1p(exp(z)) pair this file had).
 /// sigmoid(z) without overflow.
 double sigmoid(double z) {
   if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
