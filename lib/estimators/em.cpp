@@ -7,6 +7,7 @@
 #include "moerate/core/error.hpp"
 #include "moerate/core/numerics.hpp"
 #include "moerate/core/parallel.hpp"
+#include "moerate/core/profile.hpp"
 #include "moerate/estimators/certificate.hpp"
 #include "moerate/estimators/em_bernoulli.hpp"
 #include "moerate/estimators/newton_polish.hpp"
@@ -349,7 +350,15 @@ bool run_em_until(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
     if (newton && (res.iterations >= next_polish || (crawling && polish_productive))) {
       s.R.reset();  // memory: the polish evaluates its own R; s is re-evaluated below
       polish.min_gain = std::max(change, 0.0) / 3;  // EM's gain per step in the last cycle
+      const std::int64_t polish_t0 = profile::enabled() ? profile::thread_cpu_ns() : 0;
       const PolishResult pr = newton_polish(model, X, y, box, s.ll, polish);
+      if (profile::enabled()) {
+        profile::thread_polish_ns() += profile::thread_cpu_ns() - polish_t0;
+        if (profile::fit_depth() == 1) {
+          profile::add(profile::Counter::polish_calls, 1);
+          profile::add(profile::Counter::polish_trials, pr.trials);
+        }
+      }
       if (pr.radius > 0) polish.initial_radius = pr.radius;
       res.newton_calls++;
       res.newton_steps += pr.steps;

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "moerate/core/parallel.hpp"
+#include "moerate/core/profile.hpp"
 #endif
 
 #include "moerate/io/csv.hpp"
@@ -488,7 +489,19 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   bool any_split = false;
   for (int s = 0; s < S; ++s) any_split |= opt.init.kind_of_start(static_cast<std::size_t>(s)) == InitKind::split;
   std::optional<GaussianMoE> split_base;
-  if (any_split) split_base.emplace(split_base_model(X, y, opt));
+  // MOERATE_PROFILE (core/profile.hpp): this fit's phases, when it is not a split base's fit.
+  struct Depth {
+    Depth() { ++profile::fit_depth(); }
+    ~Depth() { --profile::fit_depth(); }
+  } depth;
+  const bool top = profile::fit_depth() == 1;
+  using profile::Counter;
+  profile::Timer fit_timer(Counter::fit_seconds, top);
+  if (any_split) {
+    profile::Timer t(Counter::split_base_seconds, top);
+    split_base.emplace(split_base_model(X, y, opt));
+  }
+  profile::Timer init_timer(Counter::init_seconds, top);
   std::vector<std::unique_ptr<GaussianMoE>> models(S);
   std::vector<StartSummary> starts(S);
   std::vector<EstimatorRun> runs(S);
@@ -602,6 +615,9 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   std::vector<double> at_checkpoint(S, -kInf);  // a start's log-likelihood at the last checkpoint
   std::vector<char> live(S);  // still to run: not failed, not a copy, not finished, not pruned
   for (int s = 0; s < S; ++s) live[s] = models[s] != nullptr;
+  init_timer.stop();
+  profile::Timer starts_timer(Counter::starts_seconds, top);
+  std::vector<std::int64_t> run_ns(S, 0), polish_ns(S, 0);  // MOERATE_PROFILE: each start's CPU time
   for (int checkpoint = kFirstCheckpoint;; checkpoint *= 2) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
@@ -609,6 +625,8 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
     for (int s = 0; s < S; ++s) {
       if (!live[s]) continue;
       const auto ts = std::chrono::steady_clock::now();
+      const std::int64_t cpu0 = top && profile::enabled() ? profile::thread_cpu_ns() : 0;
+      const std::int64_t polish0 = profile::thread_polish_ns();
       try {
         throw_if_cancelled(opt.em.cancel);
         if (!prune) {
@@ -626,6 +644,10 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
         record_error(s, e);
       }
       starts[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+      if (top && profile::enabled()) {
+        run_ns[s] += profile::thread_cpu_ns() - cpu0;
+        polish_ns[s] += profile::thread_polish_ns() - polish0;
+      }
     }
     if (cancelled) throw Cancelled();
     if (!prune || std::find(live.begin(), live.end(), 1) == live.end()) break;
@@ -643,6 +665,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
       }
     }
   }
+  starts_timer.stop();
   for (int s = 0; s < S; ++s) {
     starts[s].seconds += init_seconds[s];
     if (!models[s]) continue;
@@ -668,6 +691,19 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   for (int s = 0; s < S; ++s)
     if (models[s] && std::isfinite(starts[s].objective) && (best < 0 || starts[s].objective > starts[best].objective))
       best = s;
+  if (top && best >= 0 && profile::enabled()) {
+    for (int s = 0; s < S; ++s) {
+      if (!models[s]) continue;
+      const bool pruned = runs[s].stop_reason == StopReason::dominated;
+      const bool at_best = !pruned && starts[s].objective >= starts[best].objective - 1e-3;
+      profile::add(pruned ? Counter::pruned_seconds : at_best ? Counter::best_seconds : Counter::lower_seconds, run_ns[s]);
+      profile::add(pruned ? Counter::pruned_polish_seconds
+                          : at_best ? Counter::best_polish_seconds : Counter::lower_polish_seconds,
+                   polish_ns[s]);
+      profile::add(pruned ? Counter::em_steps_pruned : Counter::em_steps, runs[s].iterations);
+      profile::add(Counter::newton_steps, runs[s].em.newton_steps);
+    }
+  }
   if (best < 0) {
     // Every start failed: a configuration error is reported as such.
     for (const auto& e : errors)
@@ -699,9 +735,11 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   co.score_tol = opt.em.score_tol;
   co.variance_floor_abs = r.em.variance_floor_abs;
   if (opt.em.bounds.any()) co.box = opt.em.bounds.box(m);
-  if (with_certificate)
+  if (with_certificate) {
+    profile::Timer t(Counter::certificate_seconds, top);
     r.certificate = certify(m, X, y, r.stop_reason, r.iterations, runs[best].em.ll_change, runs[best].max_decrease,
                             r.n_params, co);
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -196,6 +196,7 @@ PolishResult newton_polish(GaussianMoE& model, const arma::mat& X, const arma::r
         break;
       }
       const double lc = log_likelihood_at(trial, cand, X, y);
+      res.trials++;
       const double rho = (lc - ll) / predicted;
       const double step = arma::norm(e);
       if (!(rho >= 0.25)) {

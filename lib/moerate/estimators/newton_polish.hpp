@@ -52,6 +52,7 @@ struct PolishOptions {
 struct PolishResult {
   int steps = 0;                 // Newton steps kept
   int score_evaluations = 0;     // analytic scores evaluated (gradients, and finite-difference Hessians)
+  int trials = 0;                // trial points whose log-likelihood was evaluated (kept or rejected)
   double gain = 0;               // l(after) - l(before) >= 0
   double log_likelihood = 0;     // l(after)
   double decrement = arma::datum::nan;  // twice the model's predicted gain at the last step computed
