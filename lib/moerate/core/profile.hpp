@@ -10,6 +10,10 @@
 //   MOERATE_PROFILE=1 moerate study linear-vs-ffn --scale paper --replications 2 --n 100:100000:20
 //
 // The numbers change no result: fits are the same in every bit with and without it.
+// Times are thread CPU times: a start's run is timed in the thread that runs it,
+// the fit and its set-up phases in the thread that called fit() (so a fit with
+// several threads is profiled in full with threads = 1; a study's fits run one
+// per thread).
 #pragma once
 
 #include <cstdint>
