@@ -17,3 +17,17 @@ expect_error() {
   if ls -a "$(dirname "${out:-$T/x}")" 2>/dev/null | grep -q '\.tmp\.'; then fail "temporary file left behind"; fi
   return 0
 }
+# headline_tanh_fixture: the headline study's two-layer truth (c tanh(a x), no bias)
+# in $T/truth.json, 2000 draws of it on U[-1, 1] (seed 6) in $T/d.csv, and in $F the
+# study's over-fitted fit options (k = 3, kmeans+split, 4 starts, the bounds; one thread).
+headline_tanh_fixture() {
+  cat >"$T/truth.json" <<'JSON'
+{"gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "tanh", "bias": false},
+ "experts": [
+  {"gate": {"beta0": 0, "beta1": [3]}, "expert": {"a": [3], "c": 2}, "variance": 0.09},
+  {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [1], "c": -1.5}, "variance": 0.16}]}
+JSON
+  "$M" simulate --model "$T/truth.json" --n 2000 --seed 6 --design uniform:-1,1 --out "$T/d.csv" >/dev/null || fail simulate
+  F="--experts 3 --expert ffn:tanh,bias=false --init kmeans+split --starts 4 --seed 6 --threads 1
+   --bound-gate-intercept 30 --bound-gate-slope 50 --bound-expert 50 --nu-min 1e-4 --nu-max 100"
+}

@@ -4,15 +4,7 @@
 # fit is the same in every digit as without it; unset or 0, nothing is printed.
 M=$1
 . "$(dirname "$0")/lib.sh"
-cat >"$T/truth.json" <<'JSON'
-{"gating": {"family": "softmax"}, "expert_family": {"family": "ffn", "activation": "tanh", "bias": false},
- "experts": [
-  {"gate": {"beta0": 0, "beta1": [3]}, "expert": {"a": [3], "c": 2}, "variance": 0.09},
-  {"gate": {"beta0": 0, "beta1": [0]}, "expert": {"a": [1], "c": -1.5}, "variance": 0.16}]}
-JSON
-"$M" simulate --model "$T/truth.json" --n 2000 --seed 6 --design uniform:-1,1 --out "$T/d.csv" >/dev/null || fail simulate
-F="--experts 3 --expert ffn:tanh,bias=false --init kmeans+split --starts 4 --seed 6 --threads 1
-   --bound-gate-intercept 30 --bound-gate-slope 50 --bound-expert 50 --nu-min 1e-4 --nu-max 100"
+headline_tanh_fixture
 # shellcheck disable=SC2086
 MOERATE_PROFILE=1 "$M" fit --data "$T/d.csv" $F --out "$T/p.json" >/dev/null 2>"$T/p.err" || fail "fit with MOERATE_PROFILE=1"
 # shellcheck disable=SC2086
