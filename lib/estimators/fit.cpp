@@ -11,8 +11,9 @@
 #include <omp.h>
 
 #include "moerate/core/parallel.hpp"
-#include "moerate/core/profile.hpp"
 #endif
+
+#include "moerate/core/profile.hpp"
 
 #include "moerate/io/csv.hpp"
 #include "moerate/core/error.hpp"
@@ -702,6 +703,8 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
                    polish_ns[s]);
       profile::add(pruned ? Counter::em_steps_pruned : Counter::em_steps, runs[s].iterations);
       profile::add(Counter::newton_steps, runs[s].em.newton_steps);
+      profile::add(Counter::polish_calls, runs[s].em.newton_calls);
+      profile::add(Counter::polish_trials, runs[s].em.newton_trials);
     }
   }
   if (best < 0) {

@@ -1,12 +1,20 @@
 #!/bin/sh
 # MOERATE_PROFILE (lib/moerate/core/profile.hpp): the fit prints where its CPU
-# time went on stderr when it exits, the counts agree with the fit JSON, and the
-# fit is the same in every digit as without it; unset or 0, nothing is printed.
+# time went on stderr when it exits, the counts agree with the fit JSON and do
+# not depend on the thread count, and the fit is the same in every digit as
+# without it; unset or 0, nothing is printed.
 M=$1
 . "$(dirname "$0")/lib.sh"
 headline_tanh_fixture
 # shellcheck disable=SC2086
 MOERATE_PROFILE=1 "$M" fit --data "$T/d.csv" $F --out "$T/p.json" >/dev/null 2>"$T/p.err" || fail "fit with MOERATE_PROFILE=1"
+# shellcheck disable=SC2086
+MOERATE_PROFILE=1 "$M" fit --data "$T/d.csv" $(echo $F | sed 's/--threads 1/--threads 2/') --out "$T/p2.json" >/dev/null 2>"$T/p2.err" ||
+  fail "fit with MOERATE_PROFILE=1, 2 threads"
+for c in em_steps em_steps_pruned newton_steps polish_calls polish_trials; do
+  [ "$(grep "^profile: $c " "$T/p.err")" = "$(grep "^profile: $c " "$T/p2.err")" ] || fail "profile $c differs between 1 and 2 threads"
+  grep -q "^profile: $c [0-9]" "$T/p.err" || fail "no profile count $c"
+done
 # shellcheck disable=SC2086
 "$M" fit --data "$T/d.csv" $F --out "$T/q.json" >/dev/null 2>"$T/q.err" || fail "fit without MOERATE_PROFILE"
 grep -q "profile:" "$T/q.err" && fail "profile lines without MOERATE_PROFILE"

@@ -93,6 +93,7 @@ struct EMResult {
   int extrapolations_kept = 0;    // cycles whose extrapolated point was kept
   int newton_steps = 0;           // Newton polish steps kept (squarem-newton)
   int newton_calls = 0;           // times the Newton polish ran
+  int newton_trials = 0;          // trial points the polish evaluated (kept or rejected)
   double ll_change = arma::datum::nan;  // |l| change over the last step or cycle
   double score_norm = arma::datum::nan; // score statistic when last computed
   bool start_clamped = false;     // the start lay outside the bounds and was clamped
