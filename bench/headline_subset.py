@@ -30,7 +30,7 @@ certificate.
 
   python3 bench/headline_subset.py build/apps/moerate --profile --floor
 """
-import argparse, collections, csv, math, os, resource, shutil, subprocess, sys, time
+import argparse, collections, csv, functools, json, math, os, re, resource, shutil, subprocess, sys, time
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("moerate", help="the binary measured")
@@ -119,7 +119,7 @@ for s in sorted({k[0] for k in new}):
 
 def profile_of(out):
     """The "profile: NAME VALUE" lines a run printed (core/profile.hpp)."""
-    import re  # stdout's buffered text may surround them on the same line
+    # stdout's buffered text may surround them on the same line
     return {name: float(value) for name, value in re.findall(r"profile: (\w+) ([-+.\deE]+)", open(out + ".log").read())}
 
 
@@ -156,8 +156,9 @@ def expert_spec(family):
     return "ffn:" + ",".join(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def bench_ns(expert, k):
-    """CPU nanoseconds per observation of one EM step (moerate bench, n = 1e5, d = 1)."""
+    """CPU nanoseconds per observation of one EM step (moerate bench, n = 1e5, d = 1), measured once."""
     out = subprocess.run([a.moerate, "bench", "--n", "100000", "--k", str(k), "--expert", expert, "--iters", "20"],
                          capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
@@ -167,13 +168,12 @@ def bench_ns(expert, k):
 
 
 if a.floor:
-    import json
     cfg = json.loads(subprocess.run([a.moerate, "study", "linear-vs-ffn", "--scale", "paper", "--print-config"],
                                     capture_output=True, text=True, check=True).stdout)
     checkpoint = 15  # fit.hpp, kFirstCheckpoint
     fits = load(last["new"])
     per_obs = 0.0  # ns per observation of one data set, all settings
-    print(f"\nfloor of the paper-scale study (ns per observation and data set; see --help)")
+    print("\nfloor of the paper-scale study (ns per observation and data set; see --help)")
     for st in cfg["settings"]:
         fam = cfg["truths"][st["truth"]]["expert_family"]
         spec, k, starts = expert_spec(fam), st["k"], st["starts"]

@@ -56,14 +56,4 @@ void add(Counter c, std::int64_t v) {
   if (enabled()) counters().v[static_cast<std::size_t>(c)] += v;
 }
 
-std::int64_t& thread_polish_ns() {
-  thread_local std::int64_t ns = 0;
-  return ns;
-}
-
-int& fit_depth() {
-  thread_local int depth = 0;
-  return depth;
-}
-
 }  // namespace moerate::profile

@@ -352,7 +352,7 @@ bool run_em_until(GaussianMoE& model, const arma::mat& X, const arma::rowvec& y,
       polish.min_gain = std::max(change, 0.0) / 3;  // EM's gain per step in the last cycle
       const std::int64_t polish_t0 = profile::enabled() ? profile::thread_cpu_ns() : 0;
       const PolishResult pr = newton_polish(model, X, y, box, s.ll, polish);
-      if (profile::enabled()) profile::thread_polish_ns() += profile::thread_cpu_ns() - polish_t0;
+      if (profile::enabled()) res.newton_cpu_ns += profile::thread_cpu_ns() - polish_t0;
       if (pr.radius > 0) polish.initial_radius = pr.radius;
       res.newton_calls++;
       res.newton_steps += pr.steps;

@@ -490,12 +490,9 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   bool any_split = false;
   for (int s = 0; s < S; ++s) any_split |= opt.init.kind_of_start(static_cast<std::size_t>(s)) == InitKind::split;
   std::optional<GaussianMoE> split_base;
-  // MOERATE_PROFILE (core/profile.hpp): this fit's phases, when it is not a split base's fit.
-  struct Depth {
-    Depth() { ++profile::fit_depth(); }
-    ~Depth() { --profile::fit_depth(); }
-  } depth;
-  const bool top = profile::fit_depth() == 1;
+  // MOERATE_PROFILE (core/profile.hpp): this fit's phases, unless it is a split
+  // base's fit (the only fit without a certificate), counted in its own phase.
+  const bool top = with_certificate;
   using profile::Counter;
   profile::Timer fit_timer(Counter::fit_seconds, top);
   if (any_split) {
@@ -618,7 +615,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
   for (int s = 0; s < S; ++s) live[s] = models[s] != nullptr;
   init_timer.stop();
   profile::Timer starts_timer(Counter::starts_seconds, top);
-  std::vector<std::int64_t> run_ns(S, 0), polish_ns(S, 0);  // MOERATE_PROFILE: each start's CPU time
+  std::vector<std::int64_t> run_ns(S, 0);  // MOERATE_PROFILE: each start's CPU time
   for (int checkpoint = kFirstCheckpoint;; checkpoint *= 2) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (S > 1)
@@ -627,7 +624,6 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
       if (!live[s]) continue;
       const auto ts = std::chrono::steady_clock::now();
       const std::int64_t cpu0 = top && profile::enabled() ? profile::thread_cpu_ns() : 0;
-      const std::int64_t polish0 = profile::thread_polish_ns();
       try {
         throw_if_cancelled(opt.em.cancel);
         if (!prune) {
@@ -645,10 +641,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
         record_error(s, e);
       }
       starts[s].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-      if (top && profile::enabled()) {
-        run_ns[s] += profile::thread_cpu_ns() - cpu0;
-        polish_ns[s] += profile::thread_polish_ns() - polish0;
-      }
+      if (top && profile::enabled()) run_ns[s] += profile::thread_cpu_ns() - cpu0;
     }
     if (cancelled) throw Cancelled();
     if (!prune || std::find(live.begin(), live.end(), 1) == live.end()) break;
@@ -700,7 +693,7 @@ FitResult fit_impl(const arma::mat& X, const arma::rowvec& y, const FitOptions& 
       profile::add(pruned ? Counter::pruned_seconds : at_best ? Counter::best_seconds : Counter::lower_seconds, run_ns[s]);
       profile::add(pruned ? Counter::pruned_polish_seconds
                           : at_best ? Counter::best_polish_seconds : Counter::lower_polish_seconds,
-                   polish_ns[s]);
+                   runs[s].em.newton_cpu_ns);
       profile::add(pruned ? Counter::em_steps_pruned : Counter::em_steps, runs[s].iterations);
       profile::add(Counter::newton_steps, runs[s].em.newton_steps);
       profile::add(Counter::polish_calls, runs[s].em.newton_calls);

@@ -47,10 +47,6 @@ std::int64_t thread_cpu_ns();
 /// Adds to a counter (seconds counters take nanoseconds).
 void add(Counter c, std::int64_t v);
 
-/// Top-level fit detection: fit() nests for split starts' base fits.
-int& fit_depth();
-/// The calling thread's CPU time in the Newton polish so far (EM adds to it).
-std::int64_t& thread_polish_ns();
 
 /// Adds the thread CPU time from construction to destruction to `c` (when `on`).
 class Timer {

@@ -43,6 +43,7 @@
 #pragma once
 
 #include <armadillo>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,8 @@ struct EMResult {
   int newton_steps = 0;           // Newton polish steps kept (squarem-newton)
   int newton_calls = 0;           // times the Newton polish ran
   int newton_trials = 0;          // trial points the polish evaluated (kept or rejected)
+  std::int64_t newton_cpu_ns = 0; // thread CPU time in the polish; measured only with MOERATE_PROFILE
+                                  // (core/profile.hpp), else 0
   double ll_change = arma::datum::nan;  // |l| change over the last step or cycle
   double score_norm = arma::datum::nan; // score statistic when last computed
   bool start_clamped = false;     // the start lay outside the bounds and was clamped
